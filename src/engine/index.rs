@@ -1,0 +1,463 @@
+//! The index on disk: per-image raw descriptors, the fitted projection, the synthesis
+//! parameters, and everything needed to tell whether it still matches its database, weights
+//! and settings. One versioned file, written atomically, checked on load.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::database::ParamValue;
+use super::error::{Error, Result};
+use super::features::FeatureConfig;
+use super::pca::Projection;
+use super::pooling::l2_normalise;
+use super::sketch::SketchConfig;
+
+/// Bumped whenever the file layout or the meaning of a stored field changes.
+pub const INDEX_FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"MORPHIDX";
+const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+/// At most this many PCA axes, as in the study.
+pub const MAX_PCA_DIMS: usize = 200;
+/// Cosine similarity above which two different images count as near-duplicates.
+pub const NEAR_DUPLICATE_THRESHOLD: f32 = 0.97;
+
+/// Everything that decides what the stored descriptors mean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexConfig {
+    pub weights_sha256: String,
+    pub features: FeatureConfig,
+    pub pca_dims: usize,
+    pub whiten: bool,
+    pub sketch: SketchConfig,
+}
+
+/// One indexed image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Path relative to the database folder, `/`-separated.
+    pub path: String,
+    pub size_bytes: u64,
+    pub modified_ns: u64,
+    /// sha256 of the decoded pixels: equal hashes are identical images.
+    pub pixel_hash: String,
+    pub width: u32,
+    pub height: u32,
+    pub data_bar_rows: u32,
+    /// L2-normalised pooled descriptor of the image, before projection.
+    pub raw: Vec<f32>,
+    /// L2-normalised descriptor of the image's contour drawing, before projection.
+    pub sketch_raw: Vec<f32>,
+}
+
+/// Which descriptor a search compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    Image,
+    Sketch,
+}
+
+/// A compact search space: projection plus the projected vectors of all entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SearchSpace {
+    pub projection: Option<Projection>,
+    pub dims: usize,
+    /// `entries x dims`, row-major, unit rows.
+    pub vectors: Vec<f32>,
+}
+
+impl SearchSpace {
+    /// Fits the projection on `raws` and projects them.
+    pub fn fit(raws: &[&[f32]], pca_dims: usize, whiten: bool) -> Self {
+        let rows: Vec<Vec<f32>> = raws.iter().map(|r| r.to_vec()).collect();
+        let projection = if pca_dims > 0 {
+            Projection::fit(&rows, pca_dims, whiten)
+        } else {
+            None
+        };
+        let mut vectors = Vec::new();
+        let mut dims = 0;
+        for r in &rows {
+            let v = match &projection {
+                Some(p) => p.apply(r),
+                None => {
+                    let mut v = r.clone();
+                    l2_normalise(&mut v);
+                    v
+                }
+            };
+            dims = v.len();
+            vectors.extend(v);
+        }
+        Self {
+            projection,
+            dims,
+            vectors,
+        }
+    }
+
+    /// A raw descriptor in this space.
+    pub fn project(&self, raw: &[f32]) -> Vec<f32> {
+        match &self.projection {
+            Some(p) => p.apply(raw),
+            None => {
+                let mut v = raw.to_vec();
+                l2_normalise(&mut v);
+                v
+            }
+        }
+    }
+
+    /// Number of stored vectors.
+    pub fn len(&self) -> usize {
+        if self.dims == 0 {
+            0
+        } else {
+            self.vectors.len() / self.dims
+        }
+    }
+
+    /// Whether no vectors are stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.vectors[i * self.dims..(i + 1) * self.dims]
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub entry: usize,
+    /// Cosine similarity, -1..1.
+    pub score: f32,
+}
+
+/// Exact top-k by dot product over unit rows `vectors` (`dims` wide), best first.
+/// Ties are broken by entry order so results are deterministic.
+pub fn top_k(vectors: &[f32], dims: usize, query: &[f32], k: usize, skip: &(dyn Fn(usize) -> bool + Sync)) -> Vec<Hit> {
+    if dims == 0 || query.len() != dims {
+        return Vec::new();
+    }
+    const CHUNK: usize = 4096;
+    let score_chunk = |(c, rows): (usize, &[f32])| -> Vec<Hit> {
+        let mut hits: Vec<Hit> = rows
+            .chunks_exact(dims)
+            .enumerate()
+            .map(|(i, r)| Hit {
+                entry: c * CHUNK + i,
+                score: r.iter().zip(query).map(|(a, b)| a * b).sum(),
+            })
+            .filter(|h| !skip(h.entry))
+            .collect();
+        partial_top(&mut hits, k);
+        hits
+    };
+    let n = vectors.len() / dims;
+    let mut hits: Vec<Hit> = if n > 2 * CHUNK {
+        vectors
+            .par_chunks(CHUNK * dims)
+            .enumerate()
+            .map(score_chunk)
+            .flatten()
+            .collect()
+    } else {
+        vectors.chunks(CHUNK * dims).enumerate().flat_map(score_chunk).collect()
+    };
+    partial_top(&mut hits, k);
+    hits
+}
+
+fn partial_top(hits: &mut Vec<Hit>, k: usize) {
+    let order = |a: &Hit, b: &Hit| b.score.total_cmp(&a.score).then(a.entry.cmp(&b.entry));
+    if hits.len() > k && k > 0 {
+        hits.select_nth_unstable_by(k - 1, order);
+        hits.truncate(k);
+    }
+    if k == 0 {
+        hits.clear();
+    }
+    hits.sort_by(order);
+}
+
+/// A pair of images that look the same.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicatePair {
+    pub a: usize,
+    pub b: usize,
+    /// Identical pixels (else: similarity above the threshold).
+    pub exact: bool,
+    pub score: f32,
+}
+
+/// The whole index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    pub config: IndexConfig,
+    /// Absolute path of the database folder.
+    pub db_dir: PathBuf,
+    pub table_path: Option<PathBuf>,
+    /// Synthesis parameter names.
+    pub columns: Vec<String>,
+    pub entries: Vec<Entry>,
+    /// Per entry, values aligned with `columns` (empty when the image has no table row).
+    pub params: Vec<Vec<ParamValue>>,
+    /// Images that could not be read, with the reason.
+    pub problems: Vec<String>,
+    pub image_space: SearchSpace,
+    pub sketch_space: SearchSpace,
+}
+
+impl Index {
+    /// An empty index for `db_dir` with `config`.
+    pub fn new(config: IndexConfig, db_dir: PathBuf) -> Self {
+        Self {
+            config,
+            db_dir,
+            table_path: None,
+            columns: Vec::new(),
+            entries: Vec::new(),
+            params: Vec::new(),
+            problems: Vec::new(),
+            image_space: SearchSpace::default(),
+            sketch_space: SearchSpace::default(),
+        }
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the index holds no images.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Refits both projections from the raw descriptors.
+    pub fn refit(&mut self) {
+        let raws: Vec<&[f32]> = self.entries.iter().map(|e| e.raw.as_slice()).collect();
+        self.image_space = SearchSpace::fit(&raws, self.config.pca_dims, self.config.whiten);
+        let sketch: Vec<&[f32]> = self.entries.iter().map(|e| e.sketch_raw.as_slice()).collect();
+        self.sketch_space = if sketch.iter().all(|s| !s.is_empty()) {
+            SearchSpace::fit(&sketch, self.config.pca_dims, self.config.whiten)
+        } else {
+            SearchSpace::default()
+        };
+    }
+
+    /// The search space for `space`.
+    pub fn space(&self, space: Space) -> &SearchSpace {
+        match space {
+            Space::Image => &self.image_space,
+            Space::Sketch => &self.sketch_space,
+        }
+    }
+
+    /// Top `k` entries for a raw query descriptor (a `k` beyond the size gives all).
+    pub fn search(&self, raw: &[f32], space: Space, k: usize) -> Vec<Hit> {
+        let s = self.space(space);
+        let q = s.project(raw);
+        top_k(&s.vectors, s.dims, &q, k, &|_| false)
+    }
+
+    /// Parameter `name` of entry `i`, if it has one.
+    pub fn param(&self, i: usize, name: &str) -> Option<&ParamValue> {
+        let c = self.columns.iter().position(|n| n == name)?;
+        self.params.get(i)?.get(c)
+    }
+
+    /// Pairs of identical images (same pixels) and near-identical ones (image similarity at
+    /// least `threshold`), exact ones first.
+    pub fn duplicates(&self, threshold: f32) -> Vec<DuplicatePair> {
+        let s = &self.image_space;
+        let n = self.entries.len().min(s.len());
+        let mut pairs: Vec<DuplicatePair> = (0..n)
+            .into_par_iter()
+            .flat_map_iter(|a| {
+                let ra = s.row(a);
+                (a + 1..n).filter_map(move |b| {
+                    let exact = self.entries[a].pixel_hash == self.entries[b].pixel_hash;
+                    let score: f32 = ra.iter().zip(s.row(b)).map(|(x, y)| x * y).sum();
+                    (exact || score >= threshold).then_some(DuplicatePair { a, b, exact, score })
+                })
+            })
+            .collect();
+        pairs.sort_by(|x, y| y.exact.cmp(&x.exact).then(y.score.total_cmp(&x.score)).then((x.a, x.b).cmp(&(y.a, y.b))));
+        pairs
+    }
+
+    /// Writes the index atomically: a temporary file beside `path`, then a rename.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let payload = bincode::serialize(self).map_err(|e| Error::Index(format!("cannot encode index: {e}")))?;
+        let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&INDEX_FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
+    }
+
+    /// Reads and checks an index file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bad = |what: &str| Error::Index(format!("index {} is {what}", path.display()));
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            return Err(bad("not a morphosearch index (or is truncated)"));
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version != INDEX_FORMAT_VERSION {
+            return Err(bad(&format!(
+                "in an old format (version {version}, this program writes {INDEX_FORMAT_VERSION})"
+            )));
+        }
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&bytes[12..20]);
+        let len = u64::from_le_bytes(len);
+        let payload = &bytes[HEADER_LEN..];
+        if payload.len() as u64 != len {
+            return Err(bad(&format!("truncated ({} of {len} bytes)", payload.len())));
+        }
+        let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+        if crc32fast::hash(payload) != crc {
+            return Err(bad("corrupt (checksum mismatch)"));
+        }
+        bincode::deserialize(payload).map_err(|e| bad(&format!("corrupt ({e})")))
+    }
+}
+
+/// Where an index for `db_dir` lives by default: the user's cache folder, never the database.
+pub fn default_index_path(db_dir: &Path) -> PathBuf {
+    let abs = super::database::absolute(db_dir);
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "root".into());
+    let name: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let hash = super::vgg::hex(&sha2::Sha256::digest_bytes(abs.to_string_lossy().as_bytes()))[..12].to_string();
+    cache_dir().join("indexes").join(format!("{name}-{hash}.msidx"))
+}
+
+/// The program's cache folder.
+pub fn cache_dir() -> PathBuf {
+    directories::ProjectDirs::from("org", "morphosearch", "morphosearch")
+        .map(|d| d.cache_dir().to_path_buf())
+        .unwrap_or_else(|| std::env::temp_dir().join("morphosearch"))
+}
+
+trait DigestBytes {
+    fn digest_bytes(bytes: &[u8]) -> Vec<u8>;
+}
+
+impl DigestBytes for sha2::Sha256 {
+    fn digest_bytes(bytes: &[u8]) -> Vec<u8> {
+        use sha2::Digest;
+        Self::digest(bytes).to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn toy_index(n: usize) -> Index {
+        let config = IndexConfig {
+            weights_sha256: "w".into(),
+            features: FeatureConfig::default(),
+            pca_dims: MAX_PCA_DIMS,
+            whiten: false,
+            sketch: SketchConfig::default(),
+        };
+        let mut idx = Index::new(config, PathBuf::from("/db"));
+        for i in 0..n {
+            let mut raw: Vec<f32> = (0..8).map(|k| ((i * 7 + k * 3) % 11) as f32).collect();
+            l2_normalise(&mut raw);
+            idx.entries.push(Entry {
+                path: format!("{i}.png"),
+                size_bytes: 1,
+                modified_ns: 1,
+                pixel_hash: format!("h{}", i % (n - 1).max(1)),
+                width: 1,
+                height: 1,
+                data_bar_rows: 0,
+                sketch_raw: raw.iter().rev().copied().collect(),
+                raw,
+            });
+            idx.params.push(Vec::new());
+        }
+        idx.refit();
+        idx
+    }
+
+    #[test]
+    fn save_load_round_trip_and_damage_detection() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("x.msidx");
+        let idx = toy_index(12);
+        idx.save(&path).expect("save");
+        assert_eq!(Index::load(&path).expect("load"), idx);
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+        assert!(Index::load(&path).expect_err("truncated").to_string().contains("truncated"));
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 0x55;
+        std::fs::write(&path, &flipped).expect("flip");
+        assert!(Index::load(&path).expect_err("corrupt").to_string().contains("corrupt"));
+        let mut old = bytes;
+        old[8] = 0;
+        std::fs::write(&path, &old).expect("old");
+        assert!(Index::load(&path).expect_err("old").to_string().contains("old format"));
+    }
+
+    #[test]
+    fn finds_itself_first_and_exact_duplicates() {
+        let idx = toy_index(12);
+        for i in 0..12 {
+            let hits = idx.search(&idx.entries[i].raw, Space::Image, 3);
+            assert!((hits[0].score - 1.0).abs() < 1e-4);
+            // Entries 0 and 11 have the same descriptor pattern; otherwise it is itself.
+            assert!(hits[0].entry == i || idx.entries[hits[0].entry].raw == idx.entries[i].raw);
+        }
+        let dups = idx.duplicates(2.0);
+        assert_eq!(dups.len(), 1, "pixel hashes h0 repeat once: {dups:?}");
+        assert!(dups[0].exact);
+    }
+
+    proptest! {
+        #[test]
+        fn top_k_matches_a_full_sort(n in 1usize..300, k in 0usize..400, seed in 0u32..100) {
+            let dims = 5;
+            let vectors: Vec<f32> = (0..n * dims).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 1000.0).collect();
+            let q = [0.3, -0.2, 0.5, 0.1, 0.7];
+            let hits = top_k(&vectors, dims, &q, k, &|_| false);
+            let mut all: Vec<(f32, usize)> = vectors.chunks(dims).enumerate()
+                .map(|(i, r)| (r.iter().zip(&q).map(|(a, b)| a * b).sum(), i)).collect();
+            all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            prop_assert_eq!(hits.len(), k.min(n));
+            for (h, a) in hits.iter().zip(&all) {
+                prop_assert_eq!(h.entry, a.1);
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The projection fitted on the database: centring, PCA to at most 200 dimensions as in the
+//! study (fewer when the database is small), optional whitening, then L2 normalisation.
+
+use nalgebra::{DMatrix, SymmetricEigen};
+use serde::{Deserialize, Serialize};
+
+use super::pooling::l2_normalise;
+
+/// Fitted projection from raw descriptors to the compact search space.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Projection {
+    pub mean: Vec<f32>,
+    /// `dims x input_dim`, row-major: one principal axis per row.
+    pub components: Vec<f32>,
+    pub dims: usize,
+    pub input_dim: usize,
+    /// Per-axis factor: 1 / sqrt(eigenvalue) when whitened, 1 otherwise.
+    pub scales: Vec<f32>,
+    /// Fraction of the total variance each axis explains.
+    pub explained: Vec<f32>,
+}
+
+impl Projection {
+    /// Fits on `rows` (each `input_dim` long): at most `max_dims` axes, at most rank-many.
+    pub fn fit(rows: &[Vec<f32>], max_dims: usize, whiten: bool) -> Option<Self> {
+        let n = rows.len();
+        let d = rows.first()?.len();
+        if n < 2 || d == 0 {
+            return None;
+        }
+        let mut mean = vec![0f64; d];
+        for r in rows {
+            for (m, &v) in mean.iter_mut().zip(r) {
+                *m += f64::from(v);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let centred = DMatrix::from_fn(n, d, |i, j| f64::from(rows[i][j]) - mean[j]);
+        // Eigen-decompose the smaller of the covariance (d x d) and Gram (n x n) matrices.
+        let (values, axes) = if d <= n {
+            let cov = centred.transpose() * &centred / (n as f64 - 1.0);
+            let e = SymmetricEigen::new(cov);
+            (e.eigenvalues, e.eigenvectors)
+        } else {
+            let gram = &centred * centred.transpose() / (n as f64 - 1.0);
+            let e = SymmetricEigen::new(gram);
+            let mut axes = centred.transpose() * &e.eigenvectors;
+            for mut col in axes.column_iter_mut() {
+                let norm = col.norm();
+                if norm > 1e-12 {
+                    col /= norm;
+                }
+            }
+            (e.eigenvalues, axes)
+        };
+        let total: f64 = values.iter().filter(|v| **v > 0.0).sum();
+        let mut order: Vec<usize> = (0..values.len()).collect();
+        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+        let top = values[order[0]].max(0.0);
+        let keep: Vec<usize> = order
+            .into_iter()
+            .filter(|&i| values[i] > top * 1e-9 && values[i] > 0.0)
+            .take(max_dims.min(n - 1))
+            .collect();
+        if keep.is_empty() {
+            return None;
+        }
+        let mut components = Vec::with_capacity(keep.len() * d);
+        for &i in &keep {
+            components.extend(axes.column(i).iter().map(|&v| v as f32));
+        }
+        Some(Self {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            dims: keep.len(),
+            input_dim: d,
+            scales: keep
+                .iter()
+                .map(|&i| if whiten { (1.0 / values[i].sqrt()) as f32 } else { 1.0 })
+                .collect(),
+            explained: keep.iter().map(|&i| (values[i] / total) as f32).collect(),
+            components,
+        })
+    }
+
+    /// Projects one raw descriptor and L2-normalises the result.
+    pub fn apply(&self, v: &[f32]) -> Vec<f32> {
+        let centred: Vec<f32> = v.iter().zip(&self.mean).map(|(a, m)| a - m).collect();
+        let mut out: Vec<f32> = self
+            .components
+            .chunks_exact(self.input_dim)
+            .zip(&self.scales)
+            .map(|(axis, s)| s * axis.iter().zip(&centred).map(|(a, b)| a * b).sum::<f32>())
+            .collect();
+        l2_normalise(&mut out);
+        out
+    }
+
+    /// Coordinates on the first two axes, unnormalised (for the 2-D map).
+    pub fn map_2d(&self, v: &[f32]) -> [f32; 2] {
+        let mut out = [0f32; 2];
+        for (k, axis) in self.components.chunks_exact(self.input_dim).take(2).enumerate() {
+            out[k] = axis.iter().zip(v.iter().zip(&self.mean)).map(|(a, (x, m))| a * (x - m)).sum();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn finds_the_main_axis_of_a_line() {
+        let rows: Vec<Vec<f32>> = (0..20).map(|i| vec![i as f32, 2.0 * i as f32, 5.0]).collect();
+        let p = Projection::fit(&rows, 200, false).expect("fit");
+        assert_eq!(p.dims, 1, "a line has rank 1");
+        let axis = &p.components[..3];
+        let expected = [1.0 / 5f32.sqrt(), 2.0 / 5f32.sqrt(), 0.0];
+        let dot: f32 = axis.iter().zip(expected).map(|(a, b)| a * b).sum();
+        assert!((dot.abs() - 1.0).abs() < 1e-4, "{axis:?}");
+        assert!((p.explained[0] - 1.0).abs() < 1e-4);
+    }
+
+    proptest! {
+        #[test]
+        fn projected_vectors_are_unit_and_dims_bounded(
+            n in 2usize..30, d in 1usize..12, seed in 0u64..1000, whiten: bool
+        ) {
+            let mut s = seed;
+            let mut next = || { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (s >> 33) as f32 / (1u64 << 31) as f32 };
+            let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| next()).collect()).collect();
+            if let Some(p) = Projection::fit(&rows, 200, whiten) {
+                prop_assert!(p.dims <= d.min(n - 1));
+                for r in &rows {
+                    let v = p.apply(r);
+                    let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    prop_assert!(norm < 1.0 + 1e-3);
+                }
+                let total: f32 = p.explained.iter().sum();
+                prop_assert!(total <= 1.0 + 1e-3);
+            }
+        }
+    }
+}
