@@ -206,8 +206,10 @@ pub fn build_index(
     let mut done = 0;
     let mut problems = Vec::new();
     let mut last_save = Instant::now();
-    let (tx, rx) = sync_channel::<(String, Result<Decoded>)>(2 * BATCH_SIZE);
     let outcome: Result<()> = std::thread::scope(|scope| {
+        // The receiver lives inside the scope so that returning early drops it and unblocks
+        // the decoder before the scope joins it.
+        let (tx, rx) = sync_channel::<(String, Result<Decoded>)>(2 * BATCH_SIZE);
         let todo = &todo;
         let db_dir = &db_dir;
         let features = &job.features;

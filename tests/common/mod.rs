@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use image::{GrayImage, Luma, RgbImage};
+use morphosearch::engine::Engine;
+
+/// The engine with the shipped weights, loaded once per test binary.
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::load(None, "cpu").expect("shipped weights in weights/"))
+}
+
+/// `../shared/data/caco3` when present; prints why a test is skipped otherwise.
+pub fn caco3(test: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/caco3");
+    if dir.join("synthesis_conditions.csv").is_file() {
+        Some(dir)
+    } else {
+        println!("SKIPPED {test}: ../shared/data/caco3 is not present beside the project");
+        None
+    }
+}
+
+/// A small SEM-like picture: bright discs (or squares) on a dark noisy background.
+pub fn particles(size: u32, seed: u32, squares: bool) -> GrayImage {
+    let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        (s % 10_000) as f32 / 10_000.0
+    };
+    let mut img = GrayImage::from_fn(size, size, |_, _| Luma([30]));
+    for p in img.pixels_mut() {
+        p[0] = (25.0 + 15.0 * next()) as u8;
+    }
+    for _ in 0..8 {
+        let (cx, cy) = (next() * size as f32, next() * size as f32);
+        let r = (0.05 + 0.1 * next()) * size as f32;
+        for y in 0..size {
+            for x in 0..size {
+                let (dx, dy) = (x as f32 - cx, y as f32 - cy);
+                let inside = if squares { dx.abs() < r && dy.abs() < r } else { dx * dx + dy * dy < r * r };
+                if inside {
+                    img.put_pixel(x, y, Luma([(170.0 + 60.0 * (1.0 - (dx + dy).abs() / (3.0 * r)).max(0.0)) as u8]));
+                }
+            }
+        }
+    }
+    img
+}
+
+/// Writes `n` particle images named `img{i}.png` into `dir`.
+pub fn write_particles(dir: &Path, n: u32) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    for i in 0..n {
+        particles(96, i, i % 2 == 0).save(dir.join(format!("img{i}.png"))).expect("write png");
+    }
+}
+
+/// An RGB copy of a grey image.
+pub fn rgb(gray: &GrayImage) -> RgbImage {
+    RgbImage::from_fn(gray.width(), gray.height(), |x, y| {
+        let v = gray.get_pixel(x, y)[0];
+        image::Rgb([v, v, v])
+    })
+}
