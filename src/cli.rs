@@ -15,7 +15,9 @@ use crate::engine::database::{read_column, ParamValue};
 use crate::engine::edges::{contour_steps, ContourSettings, EdgeSource};
 use crate::engine::eval::{leave_one_out, CUTOFFS};
 use crate::engine::features::FeatureConfig;
-use crate::engine::index::{default_index_path, Hit, Index, Space, MAX_PCA_DIMS, NEAR_DUPLICATE_THRESHOLD};
+use crate::engine::index::{
+    default_index_path, Hit, Index, Space, MAX_PCA_DIMS, NEAR_DUPLICATE_THRESHOLD,
+};
 use crate::engine::indexer::{build_index, IndexJob};
 use crate::engine::pooling::Pooling;
 use crate::engine::preprocess::{load_image, DataBar, Preprocess};
@@ -24,7 +26,11 @@ use crate::engine::{onnx, Engine, Error};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
-#[command(name = "morphosearch", version, about = "Find nanomaterial syntheses by how their micrographs look")]
+#[command(
+    name = "morphosearch",
+    version,
+    about = "Find nanomaterial syntheses by how their micrographs look"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -188,9 +194,11 @@ fn install_cancel_handler() -> Arc<AtomicBool> {
 fn progress_bar(total: usize, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
@@ -265,8 +273,16 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 bail!("no labelled image shares its label with another one: nothing to evaluate");
             }
             if json {
-                let p: Map<String, Value> = r.precision.iter().map(|(k, v)| (format!("p@{k}"), json!(v))).collect();
-                let c: Map<String, Value> = r.chance_precision.iter().map(|(k, v)| (format!("p@{k}"), json!(v))).collect();
+                let p: Map<String, Value> = r
+                    .precision
+                    .iter()
+                    .map(|(k, v)| (format!("p@{k}"), json!(v)))
+                    .collect();
+                let c: Map<String, Value> = r
+                    .chance_precision
+                    .iter()
+                    .map(|(k, v)| (format!("p@{k}"), json!(v)))
+                    .collect();
                 println!(
                     "{}",
                     json!({"queries": r.queries, "labelled": r.labelled, "map": r.map, "precision": p,
@@ -286,7 +302,11 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             map_command(&idx, &out)?;
             Ok(0)
         }
-        Command::Duplicates { index, threshold, json } => {
+        Command::Duplicates {
+            index,
+            threshold,
+            json,
+        } => {
             let idx = Index::load(&index)?;
             duplicates_command(&idx, threshold, json);
             Ok(0)
@@ -307,17 +327,30 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 canny_low,
                 canny_high,
                 binary_level: level,
-                edge_source: if edges_from_binary { EdgeSource::Binary } else { EdgeSource::Denoised },
+                edge_source: if edges_from_binary {
+                    EdgeSource::Binary
+                } else {
+                    EdgeSource::Denoised
+                },
                 line_width_px: line_width.unwrap_or(d.line_width_px),
                 ..d
             };
             let img = load_image(&image)?;
             let steps = contour_steps(&img.to_luma8(), &settings)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            let stem = image.file_stem().map_or("image".into(), |s| s.to_string_lossy().to_string());
-            for (name, im) in [("1-denoised", &steps.denoised), ("2-binary", &steps.binary), ("3-edges", &steps.edges), ("4-contours", &steps.drawing)] {
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let stem = image
+                .file_stem()
+                .map_or("image".into(), |s| s.to_string_lossy().to_string());
+            for (name, im) in [
+                ("1-denoised", &steps.denoised),
+                ("2-binary", &steps.binary),
+                ("3-edges", &steps.edges),
+                ("4-contours", &steps.drawing),
+            ] {
                 let p = out.join(format!("{stem}-{name}.png"));
-                im.save(&p).with_context(|| format!("cannot write {}", p.display()))?;
+                im.save(&p)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
                 println!("{}", p.display());
             }
             eprintln!(
@@ -326,9 +359,12 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Command::Weights { action: WeightsAction::Import { onnx, out } } => {
+        Command::Weights {
+            action: WeightsAction::Import { onnx, out },
+        } => {
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
             }
             onnx::import_vgg16_conv(&onnx, &out)?;
             let sha = crate::engine::vgg::file_sha256(&out)?;
@@ -371,13 +407,19 @@ fn index_command(engine: &Engine, job: &IndexJob) -> anyhow::Result<i32> {
         eprintln!("skipped: {p}");
     }
     if !report.rows_without_image.is_empty() {
-        eprintln!("{} table rows name no image in the folder:", report.rows_without_image.len());
+        eprintln!(
+            "{} table rows name no image in the folder:",
+            report.rows_without_image.len()
+        );
         for r in report.rows_without_image.iter().take(10) {
             eprintln!("  {r}");
         }
     }
     if !report.images_without_row.is_empty() && job.table.is_some() {
-        eprintln!("{} images have no table row:", report.images_without_row.len());
+        eprintln!(
+            "{} images have no table row:",
+            report.images_without_row.len()
+        );
         for r in report.images_without_row.iter().take(10) {
             eprintln!("  {r}");
         }
@@ -419,7 +461,14 @@ fn params_json(index: &Index, entry: usize) -> Map<String, Value> {
         .collect()
 }
 
-fn search_command(index_path: &Path, top_k: usize, json: bool, sketch: bool, model: &ModelArgs, queries: &[PathBuf]) -> anyhow::Result<i32> {
+fn search_command(
+    index_path: &Path,
+    top_k: usize,
+    json: bool,
+    sketch: bool,
+    model: &ModelArgs,
+    queries: &[PathBuf],
+) -> anyhow::Result<i32> {
     let index = Index::load(index_path)?;
     let engine = Engine::load(model.weights.as_deref(), &model.device)?;
     engine.check_index(&index)?;
@@ -445,7 +494,11 @@ fn search_command(index_path: &Path, top_k: usize, json: bool, sketch: bool, mod
                                "params": params_json(&index, h.entry)})
                     })
                     .collect();
-                writeln!(out, "{}", json!({"query": q.to_string_lossy(), "results": results}))?;
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"query": q.to_string_lossy(), "results": results})
+                )?;
             }
             Ok(hits) => {
                 writeln!(out, "{}", q.display())?;
@@ -457,13 +510,24 @@ fn search_command(index_path: &Path, top_k: usize, json: bool, sketch: bool, mod
                         .filter(|(_, v)| !v.text.is_empty())
                         .map(|(c, v)| format!("{c}={}", v.text))
                         .collect();
-                    writeln!(out, "  {:>3}. {:.3}  {}  {}", r + 1, h.score, index.entries[h.entry].path, params.join("; "))?;
+                    writeln!(
+                        out,
+                        "  {:>3}. {:.3}  {}  {}",
+                        r + 1,
+                        h.score,
+                        index.entries[h.entry].path,
+                        params.join("; ")
+                    )?;
                 }
             }
             Err(e) => {
                 failed += 1;
                 if json {
-                    writeln!(out, "{}", json!({"query": q.to_string_lossy(), "error": e.to_string()}))?;
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"query": q.to_string_lossy(), "error": e.to_string()})
+                    )?;
                 } else {
                     eprintln!("error: {}: {e}", q.display());
                 }
@@ -485,14 +549,21 @@ fn map_command(index: &Index, out: &Path) -> anyhow::Result<()> {
     let Some(p) = &index.image_space.projection else {
         bail!("the index has fewer than two images or no PCA projection: no map to draw");
     };
-    let mut w = csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
+    let mut w =
+        csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
     let mut header = vec!["path".to_string(), "pc1".into(), "pc2".into()];
     header.extend(index.columns.iter().cloned());
     w.write_record(&header)?;
     for (i, e) in index.entries.iter().enumerate() {
         let [x, y] = p.map_2d(&e.raw);
         let mut row = vec![e.path.clone(), format!("{x:.6}"), format!("{y:.6}")];
-        row.extend(index.params[i].iter().map(|v| v.text.clone()).chain(std::iter::repeat(String::new())).take(index.columns.len()));
+        row.extend(
+            index.params[i]
+                .iter()
+                .map(|v| v.text.clone())
+                .chain(std::iter::repeat(String::new()))
+                .take(index.columns.len()),
+        );
         w.write_record(&row)?;
     }
     w.flush()?;
@@ -517,7 +588,10 @@ fn duplicates_command(index: &Index, threshold: f32, json: bool) {
             })
             .collect();
         if json {
-            let diff: Vec<Value> = differing.iter().map(|(n, x, y)| json!({"parameter": n, "a": x, "b": y})).collect();
+            let diff: Vec<Value> = differing
+                .iter()
+                .map(|(n, x, y)| json!({"parameter": n, "a": x, "b": y}))
+                .collect();
             println!(
                 "{}",
                 json!({"a": a.path, "b": b.path, "kind": if d.exact { "identical" } else { "near-identical" },
@@ -545,6 +619,10 @@ fn duplicates_command(index: &Index, threshold: f32, json: bool) {
     }
     if !json {
         let exact = pairs.iter().filter(|d| d.exact).count();
-        println!("{} identical pairs, {} near-identical pairs (similarity >= {threshold})", exact, pairs.len() - exact);
+        println!(
+            "{} identical pairs, {} near-identical pairs (similarity >= {threshold})",
+            exact,
+            pairs.len() - exact
+        );
     }
 }

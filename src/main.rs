@@ -1,4 +1,4 @@
-//! Entry point: parses arguments and runs a command (the app arrives with no command).
+//! Entry point: parses arguments; runs a command, or the desktop app when there is none.
 
 use clap::Parser;
 
@@ -12,10 +12,13 @@ fn main() {
                 1
             }
         },
-        None => {
-            eprintln!("the desktop app is not built yet; run `morphosearch --help` for the commands");
-            2
-        }
+        None => match morphosearch::app::run(cli.database, None) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                1
+            }
+        },
     };
     std::process::exit(code);
 }

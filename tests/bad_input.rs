@@ -40,12 +40,19 @@ fn empty_folder_gives_an_empty_usable_index() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("db");
     std::fs::create_dir(&db).expect("mkdir");
-    let (index, report) = index_with(common::engine(), &job(&db, &tmp.path().join("i.msidx"))).expect("empty is fine");
+    let (index, report) = index_with(common::engine(), &job(&db, &tmp.path().join("i.msidx")))
+        .expect("empty is fine");
     assert!(index.is_empty());
     assert_eq!(report.images, 0);
     assert!(index.search(&[0.0; 512], Space::Image, 5).is_empty());
-    let missing = index_with(common::engine(), &job(&tmp.path().join("nope"), &tmp.path().join("j.msidx")));
-    assert!(missing.expect_err("no folder").to_string().contains("does not exist"));
+    let missing = index_with(
+        common::engine(),
+        &job(&tmp.path().join("nope"), &tmp.path().join("j.msidx")),
+    );
+    assert!(missing
+        .expect_err("no folder")
+        .to_string()
+        .contains("does not exist"));
 }
 
 #[test]
@@ -53,12 +60,25 @@ fn unreadable_images_are_reported_and_the_rest_indexed() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("db");
     common::write_particles(&db, 3);
-    std::fs::write(db.join("corrupt.png"), b"\x89PNG\r\n\x1a\nthis is not really a png").expect("w");
+    std::fs::write(
+        db.join("corrupt.png"),
+        b"\x89PNG\r\n\x1a\nthis is not really a png",
+    )
+    .expect("w");
     std::fs::write(db.join("empty.jpg"), b"").expect("w");
-    image::RgbImage::from_pixel(1, 1, image::Rgb([200, 10, 10])).save(db.join("one_pixel.png")).expect("w");
-    let deep: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_fn(300, 200, |x, y| Luma([(x * 97 + y * 31) as u16 % 4096]));
+    image::RgbImage::from_pixel(1, 1, image::Rgb([200, 10, 10]))
+        .save(db.join("one_pixel.png"))
+        .expect("w");
+    let deep: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_fn(300, 200, |x, y| Luma([(x * 97 + y * 31) as u16 % 4096]));
     deep.save(db.join("sixteen_bit.tif")).expect("16-bit tiff");
-    let huge = image::GrayImage::from_fn(10_000, 10_000, |x, y| Luma([if (x / 500 + y / 500) % 2 == 0 { 40 } else { 200 }]));
+    let huge = image::GrayImage::from_fn(10_000, 10_000, |x, y| {
+        Luma([if (x / 500 + y / 500) % 2 == 0 {
+            40
+        } else {
+            200
+        }])
+    });
     huge.save(db.join("huge.png")).expect("10000x10000 png");
     drop(huge);
     let index_path = tmp.path().join("i.msidx");
@@ -69,12 +89,30 @@ fn unreadable_images_are_reported_and_the_rest_indexed() {
         assert!(paths.contains(&p), "{p} indexed: {paths:?}");
     }
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
-    assert!(report.problems.iter().any(|p| p.contains("empty.jpg") && p.contains("0 bytes")), "{:?}", report.problems);
-    assert!(report.problems.iter().any(|p| p.contains("corrupt.png")), "{:?}", report.problems);
-    let huge_entry = index.entries.iter().find(|e| e.path == "huge.png").expect("huge");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("empty.jpg") && p.contains("0 bytes")),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems.iter().any(|p| p.contains("corrupt.png")),
+        "{:?}",
+        report.problems
+    );
+    let huge_entry = index
+        .entries
+        .iter()
+        .find(|e| e.path == "huge.png")
+        .expect("huge");
     assert_eq!((huge_entry.width, huge_entry.height), (10_000, 10_000));
     // The database folder is never written to.
-    let names: Vec<String> = std::fs::read_dir(&db).expect("ls").map(|e| e.expect("e").file_name().to_string_lossy().to_string()).collect();
+    let names: Vec<String> = std::fs::read_dir(&db)
+        .expect("ls")
+        .map(|e| e.expect("e").file_name().to_string_lossy().to_string())
+        .collect();
     assert_eq!(names.len(), 8, "{names:?}");
 }
 
@@ -91,12 +129,22 @@ fn broken_tables_give_messages_not_panics() {
     assert!(err.to_string().contains("--image-column"), "{err}");
 
     let messy = tmp.path().join("messy.csv");
-    std::fs::write(&messy, b"file,T,polymer\nimg0.png,20\nimg1.png,30,PEG\xe9,extra\nghost.png,1,x\n").expect("w");
+    std::fs::write(
+        &messy,
+        b"file,T,polymer\nimg0.png,20\nimg1.png,30,PEG\xe9,extra\nghost.png,1,x\n",
+    )
+    .expect("w");
     j.table = Some(messy);
     let (index, report) = index_with(common::engine(), &j).expect("messy table is usable");
     assert_eq!(index.columns, vec!["T", "polymer"]);
-    assert_eq!(index.param(1, "polymer").expect("value").text, "PEG\u{fffd}");
-    assert!(report.table_warnings.iter().any(|w| w.contains("not UTF-8")));
+    assert_eq!(
+        index.param(1, "polymer").expect("value").text,
+        "PEG\u{fffd}"
+    );
+    assert!(report
+        .table_warnings
+        .iter()
+        .any(|w| w.contains("not UTF-8")));
     assert!(report.table_warnings.iter().any(|w| w.contains("cells")));
     assert_eq!(report.rows_without_image.len(), 1);
 }
@@ -116,22 +164,43 @@ fn damaged_or_foreign_index_is_rebuilt_with_a_message() {
     let (index, report) = index_with(common::engine(), &j).expect("rebuilt");
     assert_eq!(index.len(), 3);
     assert_eq!(report.described, 3);
-    assert!(report.notes.iter().any(|n| n.contains("truncated") && n.contains("rebuilding")), "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("truncated") && n.contains("rebuilding")),
+        "{:?}",
+        report.notes
+    );
 
     // Another weights file: same network, one bias nudged.
     let other = tmp.path().join("other.safetensors");
     let shipped = morphosearch::engine::vgg::find_default_weights().expect("shipped");
-    let mut tensors = candle_core::safetensors::load(&shipped, &candle_core::Device::Cpu).expect("load");
-    let b = tensors["features.28.bias"].affine(1.0, 0.01).expect("nudge");
+    let mut tensors =
+        candle_core::safetensors::load(&shipped, &candle_core::Device::Cpu).expect("load");
+    let b = tensors["features.28.bias"]
+        .affine(1.0, 0.01)
+        .expect("nudge");
     tensors.insert("features.28.bias".into(), b);
     candle_core::safetensors::save(&tensors, &other).expect("save");
-    let out = bin().args(["search", "--index"]).arg(&index_path).arg("--weights").arg(&other).arg(db.join("img0.png")).output().expect("run");
+    let out = bin()
+        .args(["search", "--index"])
+        .arg(&index_path)
+        .arg("--weights")
+        .arg(&other)
+        .arg(db.join("img0.png"))
+        .output()
+        .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("other VGG16 weights"), "{stderr}");
     let engine_b = Engine::load(Some(&other), "cpu").expect("other weights");
     let (_, report) = index_with(&engine_b, &j).expect("rebuilt for new weights");
-    assert!(report.notes.iter().any(|n| n.contains("other weights")), "{:?}", report.notes);
+    assert!(
+        report.notes.iter().any(|n| n.contains("other weights")),
+        "{:?}",
+        report.notes
+    );
     assert_eq!(report.described, 3);
 }
 
@@ -143,7 +212,9 @@ fn reindexing_is_incremental() {
     let j = job(&db, &tmp.path().join("i.msidx"));
     index_with(common::engine(), &j).expect("first");
     std::fs::remove_file(db.join("img3.png")).expect("rm");
-    common::particles(80, 99, false).save(db.join("new.png")).expect("new");
+    common::particles(80, 99, false)
+        .save(db.join("new.png"))
+        .expect("new");
     let (index, report) = index_with(common::engine(), &j).expect("second");
     assert_eq!((report.described, report.reused, report.removed), (1, 3, 1));
     assert_eq!(index.len(), 4);
@@ -156,20 +227,47 @@ fn ctrl_c_during_indexing_then_rerun_completes() {
     let db = tmp.path().join("db");
     common::write_particles(&db, 24);
     let index_path = tmp.path().join("i.msidx");
-    let child = bin().arg("index").arg(&db).arg("--index").arg(&index_path).arg("--device").arg("cpu")
-        .stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+    let child = bin()
+        .arg("index")
+        .arg(&db)
+        .arg("--index")
+        .arg(&index_path)
+        .arg("--device")
+        .arg("cpu")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
     std::thread::sleep(std::time::Duration::from_secs(6));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("run the same command again"), "{stderr}");
     let partial = Index::load(&index_path).expect("the saved partial index is valid");
     assert!(partial.len() < 24);
-    let out = bin().arg("index").arg(&db).arg("--index").arg(&index_path).arg("--device").arg("cpu").output().expect("rerun");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .arg("index")
+        .arg(&db)
+        .arg("--index")
+        .arg(&index_path)
+        .arg("--device")
+        .arg("cpu")
+        .output()
+        .expect("rerun");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("{} unchanged", partial.len())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} unchanged", partial.len())),
+        "{stdout}"
+    );
     assert_eq!(Index::load(&index_path).expect("complete").len(), 24);
 }
 
@@ -182,14 +280,30 @@ fn search_answers_good_queries_beside_bad_ones() {
     index_with(common::engine(), &job(&db, &index_path)).expect("index");
     let bad = tmp.path().join("bad.png");
     std::fs::write(&bad, b"nope").expect("w");
-    let out = bin().args(["search", "--json", "--top-k", "50", "--index"]).arg(&index_path)
-        .arg(db.join("img1.png")).arg(&bad).arg(db.join("img2.png")).output().expect("run");
+    let out = bin()
+        .args(["search", "--json", "--top-k", "50", "--index"])
+        .arg(&index_path)
+        .arg(db.join("img1.png"))
+        .arg(&bad)
+        .arg(db.join("img2.png"))
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1), "one query failed");
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert_eq!(lines.len(), 3);
-    assert_eq!(lines[0]["results"].as_array().expect("results").len(), 5, "top-k beyond the size gives the full ranking");
+    assert_eq!(
+        lines[0]["results"].as_array().expect("results").len(),
+        5,
+        "top-k beyond the size gives the full ranking"
+    );
     assert_eq!(lines[0]["results"][0]["path"], "img1.png");
     assert_eq!(lines[0]["results"][0]["rank"], 1);
-    assert!(lines[1]["error"].as_str().expect("error").contains("bad.png"));
+    assert!(lines[1]["error"]
+        .as_str()
+        .expect("error")
+        .contains("bad.png"));
     assert_eq!(lines[2]["results"][0]["path"], "img2.png");
 }

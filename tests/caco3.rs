@@ -39,10 +39,20 @@ fn built(data: &Path) -> &'static Built {
             whiten: false,
             sketch: SketchConfig::default(),
         };
-        let (index, report) = build_index(&common::engine().vgg, &job, &mut |_, _| {}, &AtomicBool::new(false)).expect("index caco3");
+        let (index, report) = build_index(
+            &common::engine().vgg,
+            &job,
+            &mut |_, _| {},
+            &AtomicBool::new(false),
+        )
+        .expect("index caco3");
         assert_eq!(report.problems, Vec::<String>::new());
         assert!(report.rows_without_image.is_empty() && report.images_without_row.is_empty());
-        Built { _dir: dir, path, index }
+        Built {
+            _dir: dir,
+            path,
+            index,
+        }
     })
 }
 
@@ -53,11 +63,19 @@ fn labels(data: &Path, index: &Index) -> BTreeMap<String, String> {
 
 #[test]
 fn retrieval_quality_by_shape_label() {
-    let Some(data) = common::caco3("retrieval_quality_by_shape_label") else { return };
+    let Some(data) = common::caco3("retrieval_quality_by_shape_label") else {
+        return;
+    };
     let b = built(&data);
     assert_eq!(b.index.len(), 215);
     let r = leave_one_out(&b.index, &labels(&data, &b.index), Space::Image, &CUTOFFS);
-    let p = |k: usize| r.precision.iter().find(|(c, _)| *c == k).map(|(_, v)| *v).expect("cutoff");
+    let p = |k: usize| {
+        r.precision
+            .iter()
+            .find(|(c, _)| *c == k)
+            .map(|(_, v)| *v)
+            .expect("cutoff")
+    };
     println!(
         "CaCO3 leave-one-out by label ({} queries): mAP {:.3} (chance {:.3}), P@1 {:.3}, P@3 {:.3}, P@10 {:.3}",
         r.queries, r.map, r.chance_map, p(1), p(3), p(10)
@@ -69,33 +87,76 @@ fn retrieval_quality_by_shape_label() {
 
 #[test]
 fn finds_the_77_identical_pairs_with_their_recipes() {
-    let Some(data) = common::caco3("finds_the_77_identical_pairs") else { return };
+    let Some(data) = common::caco3("finds_the_77_identical_pairs") else {
+        return;
+    };
     let b = built(&data);
-    let exact: Vec<_> = b.index.duplicates(2.0).into_iter().filter(|d| d.exact).collect();
+    let exact: Vec<_> = b
+        .index
+        .duplicates(2.0)
+        .into_iter()
+        .filter(|d| d.exact)
+        .collect();
     assert_eq!(exact.len(), 77);
-    let out = Command::new(env!("CARGO_BIN_EXE_morphosearch")).args(["duplicates", "--json", "--index"]).arg(&b.path).output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_morphosearch"))
+        .args(["duplicates", "--json", "--index"])
+        .arg(&b.path)
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
     let identical = text.lines().filter(|l| l.contains("\"identical\"")).count();
     assert_eq!(identical, 77);
-    let first: serde_json::Value = serde_json::from_str(text.lines().next().expect("a line")).expect("json");
-    assert!(first["params_a"]["Polymer type"].is_string() || first["params_a"]["Polymer type"].is_null());
-    assert!(first["differing"].as_array().is_some_and(|d| !d.is_empty()), "twins are filed under different recipes");
+    let first: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a line")).expect("json");
+    assert!(
+        first["params_a"]["Polymer type"].is_string()
+            || first["params_a"]["Polymer type"].is_null()
+    );
+    assert!(
+        first["differing"].as_array().is_some_and(|d| !d.is_empty()),
+        "twins are filed under different recipes"
+    );
 }
 
 #[test]
 fn search_prints_ranked_json_with_parameters() {
-    let Some(data) = common::caco3("search_prints_ranked_json_with_parameters") else { return };
+    let Some(data) = common::caco3("search_prints_ranked_json_with_parameters") else {
+        return;
+    };
     let b = built(&data);
     let query = data.join("images/100.tif");
-    let out = Command::new(env!("CARGO_BIN_EXE_morphosearch")).args(["search", "--json", "--top-k", "3", "--index"]).arg(&b.path).arg(&query).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("json");
+    let out = Command::new(env!("CARGO_BIN_EXE_morphosearch"))
+        .args(["search", "--json", "--top-k", "3", "--index"])
+        .arg(&b.path)
+        .arg(&query)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("json");
     assert_eq!(line["query"], query.to_string_lossy().as_ref());
     let results = line["results"].as_array().expect("results");
     assert_eq!(results.len(), 3);
     let first = &results[0];
-    assert!(first["score"].as_f64().expect("score") > 0.99, "the image finds itself (or its twin) first");
-    assert!(["images/100.tif", "images/59.tif", "images/60.tif", "images/140.tif", "images/141.tif"].contains(&first["path"].as_str().expect("path")) || first["path"] == "images/100.tif");
+    assert!(
+        first["score"].as_f64().expect("score") > 0.99,
+        "the image finds itself (or its twin) first"
+    );
+    assert!(
+        [
+            "images/100.tif",
+            "images/59.tif",
+            "images/60.tif",
+            "images/140.tif",
+            "images/141.tif"
+        ]
+        .contains(&first["path"].as_str().expect("path"))
+            || first["path"] == "images/100.tif"
+    );
     assert!(first["params"]["Ca ion, mM"].is_number());
     assert!(first["params"]["Synthesis time"].is_string());
     assert!(results[0]["score"].as_f64() >= results[2]["score"].as_f64());
@@ -103,10 +164,18 @@ fn search_prints_ranked_json_with_parameters() {
 
 #[test]
 fn map_writes_coordinates_and_explained_variance() {
-    let Some(data) = common::caco3("map_writes_coordinates_and_explained_variance") else { return };
+    let Some(data) = common::caco3("map_writes_coordinates_and_explained_variance") else {
+        return;
+    };
     let b = built(&data);
     let out_csv = b.path.with_file_name("map.csv");
-    let out = Command::new(env!("CARGO_BIN_EXE_morphosearch")).args(["map", "--index"]).arg(&b.path).arg("--out").arg(&out_csv).output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_morphosearch"))
+        .args(["map", "--index"])
+        .arg(&b.path)
+        .arg("--out")
+        .arg(&out_csv)
+        .output()
+        .expect("run");
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("explained variance: PC1"), "{stdout}");

@@ -33,7 +33,9 @@ pub fn scan_images(dir: &Path) -> Result<Vec<String>> {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&d, e))?;
             let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() && !entry.file_name().to_string_lossy().starts_with('.') {
                 stack.push(path);
             } else if is_image_path(&path) {
@@ -92,15 +94,16 @@ pub fn parse_value(text: &str) -> ParamValue {
     // Durations: (number unit)+, all units of time.
     if tokens.len() >= 2 && tokens.len() % 2 == 0 {
         let mut total = 0.0;
-        let all_time = tokens.chunks(2).all(|pair| {
-            match (pair[0].parse::<f64>(), seconds_per(pair[1])) {
-                (Ok(n), Some(s)) => {
-                    total += n * s;
-                    true
-                }
-                _ => false,
-            }
-        });
+        let all_time =
+            tokens.chunks(2).all(
+                |pair| match (pair[0].parse::<f64>(), seconds_per(pair[1])) {
+                    (Ok(n), Some(s)) => {
+                        total += n * s;
+                        true
+                    }
+                    _ => false,
+                },
+            );
         if all_time {
             value.number = Some(total);
             value.unit = Some("s".into());
@@ -147,11 +150,23 @@ impl<'a> Matcher<'a> {
         for img in images {
             m.exact.insert(img.as_str(), img.as_str());
             let p = Path::new(img);
-            let name = p.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-            let stem = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
             // A name shared by two images matches neither (None).
-            m.by_name.entry(name).and_modify(|v| *v = None).or_insert(Some(img));
-            m.by_stem.entry(stem).and_modify(|v| *v = None).or_insert(Some(img));
+            m.by_name
+                .entry(name)
+                .and_modify(|v| *v = None)
+                .or_insert(Some(img));
+            m.by_stem
+                .entry(stem)
+                .and_modify(|v| *v = None)
+                .or_insert(Some(img));
         }
         m
     }
@@ -170,7 +185,11 @@ impl<'a> Matcher<'a> {
         if let Some(Some(img)) = self.by_name.get(name) {
             return Some((img, 2));
         }
-        self.by_stem.get(name).copied().flatten().map(|img| (img, 1))
+        self.by_stem
+            .get(name)
+            .copied()
+            .flatten()
+            .map(|img| (img, 1))
     }
 }
 
@@ -178,7 +197,9 @@ fn lossy(bytes: &[u8], what: &str, warnings: &mut Vec<String>) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
         Err(_) => {
-            warnings.push(format!("{what} holds bytes that are not UTF-8; they are shown as \u{fffd}"));
+            warnings.push(format!(
+                "{what} holds bytes that are not UTF-8; they are shown as \u{fffd}"
+            ));
             String::from_utf8_lossy(bytes).into_owned()
         }
     }
@@ -198,7 +219,8 @@ pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) ->
     let mut warnings = Vec::new();
     let mut records = Vec::new();
     for (i, rec) in reader.byte_records().enumerate() {
-        let rec = rec.map_err(|e| Error::Table(format!("{}: line {}: {e}", path.display(), i + 1)))?;
+        let rec =
+            rec.map_err(|e| Error::Table(format!("{}: line {}: {e}", path.display(), i + 1)))?;
         let cells: Vec<String> = rec
             .iter()
             .map(|c| lossy(c, &format!("line {}", i + 1), &mut warnings))
@@ -217,19 +239,26 @@ pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) ->
                 "line {} has {} cells, the header has {width}: {}",
                 i + 2,
                 r.len(),
-                if r.len() < width { "missing cells left empty" } else { "extra cells ignored" }
+                if r.len() < width {
+                    "missing cells left empty"
+                } else {
+                    "extra cells ignored"
+                }
             ));
         }
     }
     let matcher = Matcher::new(images);
     let column = match image_column {
-        Some(name) => header.iter().position(|h| h.trim() == name.trim()).ok_or_else(|| {
-            Error::Table(format!(
-                "table {} has no column {name:?}; its columns are: {}",
-                path.display(),
-                header.join(", ")
-            ))
-        })?,
+        Some(name) => header
+            .iter()
+            .position(|h| h.trim() == name.trim())
+            .ok_or_else(|| {
+                Error::Table(format!(
+                    "table {} has no column {name:?}; its columns are: {}",
+                    path.display(),
+                    header.join(", ")
+                ))
+            })?,
         None => {
             let score = |c: usize| -> u32 {
                 rows.iter()
@@ -265,7 +294,9 @@ pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) ->
         let cell = r.get(column).map(String::as_str).unwrap_or("");
         let Some((img, _)) = matcher.find(cell) else {
             if !r.iter().all(|c| c.trim().is_empty()) {
-                table.rows_without_image.push(format!("line {}: {cell:?}", i + 2));
+                table
+                    .rows_without_image
+                    .push(format!("line {}: {cell:?}", i + 2));
             }
             continue;
         };
@@ -274,9 +305,10 @@ pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) ->
             .map(|c| parse_value(r.get(c).map(String::as_str).unwrap_or("")))
             .collect();
         if table.rows.insert(img.to_string(), values).is_some() {
-            table
-                .warnings
-                .push(format!("line {}: image {img} already had a row; the later row is used", i + 2));
+            table.warnings.push(format!(
+                "line {}: image {img} already had a row; the later row is used",
+                i + 2
+            ));
         }
     }
     Ok(table)
@@ -290,13 +322,17 @@ pub fn read_column(
     value_column: &str,
 ) -> Result<BTreeMap<String, String>> {
     let table = read_table(path, images, image_column)?;
-    let idx = table.columns.iter().position(|c| c == value_column).ok_or_else(|| {
-        Error::Table(format!(
-            "{} has no column {value_column:?}; its columns are: {}",
-            path.display(),
-            table.columns.join(", ")
-        ))
-    })?;
+    let idx = table
+        .columns
+        .iter()
+        .position(|c| c == value_column)
+        .ok_or_else(|| {
+            Error::Table(format!(
+                "{} has no column {value_column:?}; its columns are: {}",
+                path.display(),
+                table.columns.join(", ")
+            ))
+        })?;
     Ok(table
         .rows
         .into_iter()
@@ -332,8 +368,16 @@ mod tests {
     fn detects_the_image_column_and_reports_leftovers() {
         let dir = tempfile::tempdir().expect("tmp");
         let csv = dir.path().join("t.csv");
-        std::fs::write(&csv, "id,file,T\n0,a/0.tif,20\n1,a/1.tif,30\n2,a/9.tif,40\n").expect("w");
-        let images = vec!["a/0.tif".to_string(), "a/1.tif".to_string(), "b.png".to_string()];
+        std::fs::write(
+            &csv,
+            "id,file,T\n0,a/0.tif,20\n1,a/1.tif,30\n2,a/9.tif,40\n",
+        )
+        .expect("w");
+        let images = vec![
+            "a/0.tif".to_string(),
+            "a/1.tif".to_string(),
+            "b.png".to_string(),
+        ];
         let t = read_table(&csv, &images, None).expect("table");
         assert_eq!(t.image_column, "file");
         assert_eq!(t.columns, vec!["id", "T"]);
@@ -352,8 +396,16 @@ mod tests {
         assert_eq!(t.rows.len(), 3);
         assert_eq!(t.rows["x.png"][1].text, "");
         assert!(t.rows["z.png"][0].text.contains('\u{fffd}'));
-        assert!(t.warnings.iter().any(|w| w.contains("not UTF-8")), "{:?}", t.warnings);
-        assert!(t.warnings.iter().any(|w| w.contains("line 2 has 2 cells")), "{:?}", t.warnings);
+        assert!(
+            t.warnings.iter().any(|w| w.contains("not UTF-8")),
+            "{:?}",
+            t.warnings
+        );
+        assert!(
+            t.warnings.iter().any(|w| w.contains("line 2 has 2 cells")),
+            "{:?}",
+            t.warnings
+        );
     }
 
     #[test]

@@ -62,23 +62,33 @@ impl ContourSettings {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidSetting(m));
         let pct_ok = |p: f32| p.is_finite() && (0.0..=100.0).contains(&p);
-        if !pct_ok(self.contrast_low_pct) || !pct_ok(self.contrast_high_pct) || self.contrast_low_pct >= self.contrast_high_pct {
+        if !pct_ok(self.contrast_low_pct)
+            || !pct_ok(self.contrast_high_pct)
+            || self.contrast_low_pct >= self.contrast_high_pct
+        {
             return bad(format!(
                 "contrast percentiles must satisfy 0 <= low < high <= 100 (got {} and {})",
                 self.contrast_low_pct, self.contrast_high_pct
             ));
         }
         if !(self.blur_sigma.is_finite() && self.blur_sigma > 0.0 && self.blur_sigma <= 50.0) {
-            return bad(format!("blur sigma must be in (0, 50] pixels (got {})", self.blur_sigma));
+            return bad(format!(
+                "blur sigma must be in (0, 50] pixels (got {})",
+                self.blur_sigma
+            ));
         }
         for t in [self.canny_low, self.canny_high].into_iter().flatten() {
             if !(t.is_finite() && t >= 0.0) {
-                return bad(format!("Canny thresholds must be non-negative numbers (got {t})"));
+                return bad(format!(
+                    "Canny thresholds must be non-negative numbers (got {t})"
+                ));
             }
         }
         if let (Some(lo), Some(hi)) = (self.canny_low, self.canny_high) {
             if lo > hi {
-                return bad(format!("Canny low threshold {lo} is above the high one {hi}"));
+                return bad(format!(
+                    "Canny low threshold {lo} is above the high one {hi}"
+                ));
             }
         }
         if self.line_width_px == 0 {
@@ -225,16 +235,31 @@ mod tests {
         let steps = contour_steps(&disc(64), &ContourSettings::default()).expect("steps");
         let dark = steps.drawing.pixels().filter(|p| p[0] == 0).count();
         assert!(dark > 50, "outline drawn: {dark} dark pixels");
-        assert_eq!(steps.drawing.get_pixel(32, 32)[0], 255, "centre stays white");
-        assert_eq!(steps.drawing.get_pixel(1, 1)[0], 255, "background stays white");
+        assert_eq!(
+            steps.drawing.get_pixel(32, 32)[0],
+            255,
+            "centre stays white"
+        );
+        assert_eq!(
+            steps.drawing.get_pixel(1, 1)[0],
+            255,
+            "background stays white"
+        );
     }
 
     #[test]
     fn invalid_settings_are_errors() {
         let img = disc(16);
-        let mut s = ContourSettings { canny_low: Some(50.0), canny_high: Some(10.0), ..Default::default() };
+        let mut s = ContourSettings {
+            canny_low: Some(50.0),
+            canny_high: Some(10.0),
+            ..Default::default()
+        };
         assert!(contour_steps(&img, &s).is_err());
-        s = ContourSettings { blur_sigma: 0.0, ..Default::default() };
+        s = ContourSettings {
+            blur_sigma: 0.0,
+            ..Default::default()
+        };
         assert!(contour_steps(&img, &s).is_err());
         assert!(contour_steps(&GrayImage::new(0, 0), &ContourSettings::default()).is_err());
     }

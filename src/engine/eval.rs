@@ -56,7 +56,12 @@ fn chance_ap(n: usize, r: usize) -> f64 {
 
 /// Leave-one-out evaluation. `labels` maps image paths to a label; unlabelled images take no
 /// part. Queries are labelled images whose label occurs at least twice.
-pub fn leave_one_out(index: &Index, labels: &BTreeMap<String, String>, space: Space, cutoffs: &[usize]) -> EvalReport {
+pub fn leave_one_out(
+    index: &Index,
+    labels: &BTreeMap<String, String>,
+    space: Space,
+    cutoffs: &[usize],
+) -> EvalReport {
     let s = index.space(space);
     let labelled: Vec<(usize, &str)> = index
         .entries
@@ -105,9 +110,17 @@ pub fn leave_one_out(index: &Index, labels: &BTreeMap<String, String>, space: Sp
         queries: aps.len(),
         labelled: labelled.len(),
         map: aps.iter().sum::<f64>() / n,
-        precision: cutoffs.iter().zip(&precisions).map(|(&k, &p)| (k, p / n)).collect(),
+        precision: cutoffs
+            .iter()
+            .zip(&precisions)
+            .map(|(&k, &p)| (k, p / n))
+            .collect(),
         chance_map: chance_aps.iter().sum::<f64>() / n,
-        chance_precision: cutoffs.iter().zip(&chance_p).map(|(&k, &p)| (k, p / n)).collect(),
+        chance_precision: cutoffs
+            .iter()
+            .zip(&chance_p)
+            .map(|(&k, &p)| (k, p / n))
+            .collect(),
     }
 }
 

@@ -35,10 +35,17 @@ impl Default for FeatureConfig {
 /// Mirror of a channel-major square image: `horizontal` flips left-right, else top-bottom.
 fn mirrored(chw: &[f32], size: usize, horizontal: bool) -> Vec<f32> {
     let mut out = vec![0f32; chw.len()];
-    for (plane_in, plane_out) in chw.chunks_exact(size * size).zip(out.chunks_exact_mut(size * size)) {
+    for (plane_in, plane_out) in chw
+        .chunks_exact(size * size)
+        .zip(out.chunks_exact_mut(size * size))
+    {
         for y in 0..size {
             for x in 0..size {
-                let (sy, sx) = if horizontal { (y, size - 1 - x) } else { (size - 1 - y, x) };
+                let (sy, sx) = if horizontal {
+                    (y, size - 1 - x)
+                } else {
+                    (size - 1 - y, x)
+                };
                 plane_out[y * size + x] = plane_in[sy * size + sx];
             }
         }
@@ -47,7 +54,11 @@ fn mirrored(chw: &[f32], size: usize, horizontal: bool) -> Vec<f32> {
 }
 
 /// Raw descriptors of `images` (all of the same size), one unit vector each.
-pub fn describe(vgg: &Vgg16, images: &[&Prepared], config: &FeatureConfig) -> Result<Vec<Vec<f32>>> {
+pub fn describe(
+    vgg: &Vgg16,
+    images: &[&Prepared],
+    config: &FeatureConfig,
+) -> Result<Vec<Vec<f32>>> {
     if config.pooling == Pooling::Fc2 && !vgg.has_fc() {
         return Err(Error::InvalidSetting(
             "fc2 pooling (the study's original descriptor) needs the full VGG16 weights: pass \
@@ -62,7 +73,9 @@ pub fn describe(vgg: &Vgg16, images: &[&Prepared], config: &FeatureConfig) -> Re
         let mut planes = Vec::new();
         for p in chunk {
             if p.size as usize != size {
-                return Err(Error::InvalidSetting("images in one batch differ in size".into()));
+                return Err(Error::InvalidSetting(
+                    "images in one batch differ in size".into(),
+                ));
             }
             planes.extend_from_slice(&p.chw);
             if config.flips {
@@ -74,14 +87,24 @@ pub fn describe(vgg: &Vgg16, images: &[&Prepared], config: &FeatureConfig) -> Re
         let batch = Tensor::from_vec(planes, (chunk.len() * views, 3, size, size), vgg.device())?;
         let conv5 = vgg.conv5(&vgg.normalise(&batch)?)?;
         let rows: Vec<Vec<f32>> = if config.pooling == Pooling::Fc2 {
-            let fc = vgg.fc2(&conv5)?.ok_or_else(|| Error::InvalidSetting("no fc layers".into()))?;
+            let fc = vgg
+                .fc2(&conv5)?
+                .ok_or_else(|| Error::InvalidSetting("no fc layers".into()))?;
             fc.to_vec2()?
         } else {
             let (n, c, h, w) = conv5.dims4()?;
             debug_assert_eq!(c, CONV5_CHANNELS);
             let flat: Vec<f32> = conv5.flatten_all()?.to_vec1()?;
             (0..n)
-                .map(|i| pool(&flat[i * c * h * w..(i + 1) * c * h * w], c, h, w, config.pooling))
+                .map(|i| {
+                    pool(
+                        &flat[i * c * h * w..(i + 1) * c * h * w],
+                        c,
+                        h,
+                        w,
+                        config.pooling,
+                    )
+                })
                 .collect()
         };
         for group in rows.chunks(views) {

@@ -139,7 +139,13 @@ pub struct Hit {
 
 /// Exact top-k by dot product over unit rows `vectors` (`dims` wide), best first.
 /// Ties are broken by entry order so results are deterministic.
-pub fn top_k(vectors: &[f32], dims: usize, query: &[f32], k: usize, skip: &(dyn Fn(usize) -> bool + Sync)) -> Vec<Hit> {
+pub fn top_k(
+    vectors: &[f32],
+    dims: usize,
+    query: &[f32],
+    k: usize,
+    skip: &(dyn Fn(usize) -> bool + Sync),
+) -> Vec<Hit> {
     if dims == 0 || query.len() != dims {
         return Vec::new();
     }
@@ -166,7 +172,11 @@ pub fn top_k(vectors: &[f32], dims: usize, query: &[f32], k: usize, skip: &(dyn 
             .flatten()
             .collect()
     } else {
-        vectors.chunks(CHUNK * dims).enumerate().flat_map(score_chunk).collect()
+        vectors
+            .chunks(CHUNK * dims)
+            .enumerate()
+            .flat_map(score_chunk)
+            .collect()
     };
     partial_top(&mut hits, k);
     hits
@@ -242,7 +252,11 @@ impl Index {
     pub fn refit(&mut self) {
         let raws: Vec<&[f32]> = self.entries.iter().map(|e| e.raw.as_slice()).collect();
         self.image_space = SearchSpace::fit(&raws, self.config.pca_dims, self.config.whiten);
-        let sketch: Vec<&[f32]> = self.entries.iter().map(|e| e.sketch_raw.as_slice()).collect();
+        let sketch: Vec<&[f32]> = self
+            .entries
+            .iter()
+            .map(|e| e.sketch_raw.as_slice())
+            .collect();
         self.sketch_space = if sketch.iter().all(|s| !s.is_empty()) {
             SearchSpace::fit(&sketch, self.config.pca_dims, self.config.whiten)
         } else {
@@ -287,13 +301,19 @@ impl Index {
                 })
             })
             .collect();
-        pairs.sort_by(|x, y| y.exact.cmp(&x.exact).then(y.score.total_cmp(&x.score)).then((x.a, x.b).cmp(&(y.a, y.b))));
+        pairs.sort_by(|x, y| {
+            y.exact
+                .cmp(&x.exact)
+                .then(y.score.total_cmp(&x.score))
+                .then((x.a, x.b).cmp(&(y.a, y.b)))
+        });
         pairs
     }
 
     /// Writes the index atomically: a temporary file beside `path`, then a rename.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let payload = bincode::serialize(self).map_err(|e| Error::Index(format!("cannot encode index: {e}")))?;
+        let payload = bincode::serialize(self)
+            .map_err(|e| Error::Index(format!("cannot encode index: {e}")))?;
         let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&INDEX_FORMAT_VERSION.to_le_bytes());
@@ -335,7 +355,10 @@ impl Index {
         let len = u64::from_le_bytes(len);
         let payload = &bytes[HEADER_LEN..];
         if payload.len() as u64 != len {
-            return Err(bad(&format!("truncated ({} of {len} bytes)", payload.len())));
+            return Err(bad(&format!(
+                "truncated ({} of {len} bytes)",
+                payload.len()
+            )));
         }
         let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
         if crc32fast::hash(payload) != crc {
@@ -352,9 +375,23 @@ pub fn default_index_path(db_dir: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "root".into());
-    let name: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    let hash = super::vgg::hex(&sha2::Sha256::digest_bytes(abs.to_string_lossy().as_bytes()))[..12].to_string();
-    cache_dir().join("indexes").join(format!("{name}-{hash}.msidx"))
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = super::vgg::hex(&sha2::Sha256::digest_bytes(
+        abs.to_string_lossy().as_bytes(),
+    ))[..12]
+        .to_string();
+    cache_dir()
+        .join("indexes")
+        .join(format!("{name}-{hash}.msidx"))
 }
 
 /// The program's cache folder.
@@ -418,16 +455,25 @@ mod tests {
         assert_eq!(Index::load(&path).expect("load"), idx);
         let bytes = std::fs::read(&path).expect("read");
         std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
-        assert!(Index::load(&path).expect_err("truncated").to_string().contains("truncated"));
+        assert!(Index::load(&path)
+            .expect_err("truncated")
+            .to_string()
+            .contains("truncated"));
         let mut flipped = bytes.clone();
         let last = flipped.len() - 3;
         flipped[last] ^= 0x55;
         std::fs::write(&path, &flipped).expect("flip");
-        assert!(Index::load(&path).expect_err("corrupt").to_string().contains("corrupt"));
+        assert!(Index::load(&path)
+            .expect_err("corrupt")
+            .to_string()
+            .contains("corrupt"));
         let mut old = bytes;
         old[8] = 0;
         std::fs::write(&path, &old).expect("old");
-        assert!(Index::load(&path).expect_err("old").to_string().contains("old format"));
+        assert!(Index::load(&path)
+            .expect_err("old")
+            .to_string()
+            .contains("old format"));
     }
 
     #[test]

@@ -70,7 +70,13 @@ struct Decoded {
     drawing: Option<Prepared>,
 }
 
-fn decode_one(db_dir: &Path, rel: &str, need_image: bool, features: &FeatureConfig, sketch: &SketchConfig) -> Result<Decoded> {
+fn decode_one(
+    db_dir: &Path,
+    rel: &str,
+    need_image: bool,
+    features: &FeatureConfig,
+    sketch: &SketchConfig,
+) -> Result<Decoded> {
     let path = db_dir.join(rel);
     let (size_bytes, modified_ns) = file_stamp(&path)?;
     let img = load_image(&path)?;
@@ -88,7 +94,12 @@ fn decode_one(db_dir: &Path, rel: &str, need_image: bool, features: &FeatureConf
 }
 
 /// Loads the index at `path` when it fits `config` and `db_dir`; says why not otherwise.
-pub fn load_reusable(path: &Path, config: &IndexConfig, db_dir: &Path, notes: &mut Vec<String>) -> Option<Index> {
+pub fn load_reusable(
+    path: &Path,
+    config: &IndexConfig,
+    db_dir: &Path,
+    notes: &mut Vec<String>,
+) -> Option<Index> {
     if !path.exists() {
         return None;
     }
@@ -153,7 +164,9 @@ pub fn build_index(
         sketch: job.sketch,
     };
     let old = load_reusable(&job.index_path, &config, &db_dir, &mut report.notes);
-    let sketch_same = old.as_ref().is_some_and(|o| o.config.sketch == config.sketch);
+    let sketch_same = old
+        .as_ref()
+        .is_some_and(|o| o.config.sketch == config.sketch);
     let mut reusable: HashMap<String, Entry> = HashMap::new();
     if let Some(old) = old {
         for e in old.entries {
@@ -191,11 +204,20 @@ pub fn build_index(
     report.reused = images.len() - todo.len();
 
     let finish = |kept: &HashMap<String, Entry>, problems: &[String], index: &mut Index| {
-        index.entries = images.iter().filter_map(|r| kept.get(r).cloned()).filter(|e| !e.sketch_raw.is_empty()).collect();
+        index.entries = images
+            .iter()
+            .filter_map(|r| kept.get(r).cloned())
+            .filter(|e| !e.sketch_raw.is_empty())
+            .collect();
         index.params = index
             .entries
             .iter()
-            .map(|e| table.as_ref().and_then(|t| t.rows.get(&e.path).cloned()).unwrap_or_default())
+            .map(|e| {
+                table
+                    .as_ref()
+                    .and_then(|t| t.rows.get(&e.path).cloned())
+                    .unwrap_or_default()
+            })
             .collect::<Vec<Vec<ParamValue>>>();
         index.problems = problems.to_vec();
         index.refit();
@@ -231,7 +253,11 @@ pub fn build_index(
         let mut batch: Vec<Decoded> = Vec::new();
         let mut received = 0;
         loop {
-            let next = if received < total { rx.recv().ok() } else { None };
+            let next = if received < total {
+                rx.recv().ok()
+            } else {
+                None
+            };
             let end = next.is_none();
             if let Some((rel, r)) = next {
                 received += 1;
@@ -268,7 +294,12 @@ pub fn build_index(
     index.save(&job.index_path)?;
     outcome?;
     if let Some(t) = &table {
-        report.images_without_row = index.entries.iter().filter(|e| !t.rows.contains_key(&e.path)).map(|e| e.path.clone()).collect();
+        report.images_without_row = index
+            .entries
+            .iter()
+            .filter(|e| !t.rows.contains_key(&e.path))
+            .map(|e| e.path.clone())
+            .collect();
     }
     let dups = index.duplicates(NEAR_DUPLICATE_THRESHOLD);
     report.exact_duplicate_pairs = dups.iter().filter(|d| d.exact).count();

@@ -1,6 +1,7 @@
 //! The search engine: images, edges, model, features, index, database. No GUI code here.
 
 pub mod database;
+pub mod demo;
 pub mod edges;
 pub mod error;
 pub mod eval;
@@ -13,6 +14,7 @@ pub mod pooling;
 pub mod preprocess;
 pub mod sketch;
 pub mod vgg;
+pub mod winograd;
 
 use std::path::Path;
 
@@ -59,14 +61,24 @@ impl Engine {
     /// Raw descriptor of an image, as the index describes its database images.
     pub fn describe_image(&self, img: &DynamicImage, config: &FeatureConfig) -> Result<Vec<f32>> {
         let prepared = prepare(img, &config.preprocess)?;
-        let query = FeatureConfig { flips: false, ..*config };
+        let query = FeatureConfig {
+            flips: false,
+            ..*config
+        };
         Ok(describe(&self.vgg, &[&prepared], &query)?.remove(0))
     }
 
     /// Raw sketch descriptor of a drawing (dark lines on white at the sketch size).
-    pub fn describe_drawing(&self, drawing: &GrayImage, config: &SketchConfig, features: &FeatureConfig) -> Result<Vec<f32>> {
+    pub fn describe_drawing(
+        &self,
+        drawing: &GrayImage,
+        config: &SketchConfig,
+        features: &FeatureConfig,
+    ) -> Result<Vec<f32>> {
         if sketch::is_blank(drawing) {
-            return Err(Error::InvalidSetting("the sketch is empty: draw some particle outlines".into()));
+            return Err(Error::InvalidSetting(
+                "the sketch is empty: draw some particle outlines".into(),
+            ));
         }
         let prepared = drawing_to_prepared(drawing);
         let cfg = FeatureConfig {
@@ -84,7 +96,12 @@ impl Engine {
     }
 
     /// The top `k` database images for a sketch image file's content.
-    pub fn search_sketch_image(&self, index: &Index, img: &DynamicImage, k: usize) -> Result<Vec<Hit>> {
+    pub fn search_sketch_image(
+        &self,
+        index: &Index,
+        img: &DynamicImage,
+        k: usize,
+    ) -> Result<Vec<Hit>> {
         let drawing = sketch::normalise_sketch_image(img, &index.config.sketch)?;
         self.search_drawing(index, &drawing, k)
     }
@@ -92,7 +109,9 @@ impl Engine {
     /// The top `k` database images for a normalised drawing.
     pub fn search_drawing(&self, index: &Index, drawing: &GrayImage, k: usize) -> Result<Vec<Hit>> {
         if index.sketch_space.is_empty() {
-            return Err(Error::Index("this index has no sketch descriptors; re-run `morphosearch index`".into()));
+            return Err(Error::Index(
+                "this index has no sketch descriptors; re-run `morphosearch index`".into(),
+            ));
         }
         let raw = self.describe_drawing(drawing, &index.config.sketch, &index.config.features)?;
         Ok(index.search(&raw, Space::Sketch, k))

@@ -235,8 +235,16 @@ pub fn vgg16_conv_from_keras(
             }
         }
         let idx = CONV_INDICES[i];
-        out.push((format!("features.{idx}.weight"), vec![c_out, c_in, 3, 3], weight));
-        out.push((format!("features.{idx}.bias"), vec![c_out], bias.data.clone()));
+        out.push((
+            format!("features.{idx}.weight"),
+            vec![c_out, c_in, 3, 3],
+            weight,
+        ));
+        out.push((
+            format!("features.{idx}.bias"),
+            vec![c_out],
+            bias.data.clone(),
+        ));
     }
     Ok(out)
 }

@@ -75,7 +75,13 @@ impl Projection {
             input_dim: d,
             scales: keep
                 .iter()
-                .map(|&i| if whiten { (1.0 / values[i].sqrt()) as f32 } else { 1.0 })
+                .map(|&i| {
+                    if whiten {
+                        (1.0 / values[i].sqrt()) as f32
+                    } else {
+                        1.0
+                    }
+                })
                 .collect(),
             explained: keep.iter().map(|&i| (values[i] / total) as f32).collect(),
             components,
@@ -98,8 +104,17 @@ impl Projection {
     /// Coordinates on the first two axes, unnormalised (for the 2-D map).
     pub fn map_2d(&self, v: &[f32]) -> [f32; 2] {
         let mut out = [0f32; 2];
-        for (k, axis) in self.components.chunks_exact(self.input_dim).take(2).enumerate() {
-            out[k] = axis.iter().zip(v.iter().zip(&self.mean)).map(|(a, (x, m))| a * (x - m)).sum();
+        for (k, axis) in self
+            .components
+            .chunks_exact(self.input_dim)
+            .take(2)
+            .enumerate()
+        {
+            out[k] = axis
+                .iter()
+                .zip(v.iter().zip(&self.mean))
+                .map(|(a, (x, m))| a * (x - m))
+                .sum();
         }
         out
     }
@@ -112,7 +127,9 @@ mod tests {
 
     #[test]
     fn finds_the_main_axis_of_a_line() {
-        let rows: Vec<Vec<f32>> = (0..20).map(|i| vec![i as f32, 2.0 * i as f32, 5.0]).collect();
+        let rows: Vec<Vec<f32>> = (0..20)
+            .map(|i| vec![i as f32, 2.0 * i as f32, 5.0])
+            .collect();
         let p = Projection::fit(&rows, 200, false).expect("fit");
         assert_eq!(p.dims, 1, "a line has rank 1");
         let axis = &p.components[..3];

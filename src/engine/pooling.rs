@@ -48,7 +48,9 @@ impl std::str::FromStr for Pooling {
         Self::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| Error::InvalidSetting(format!("pooling {s:?}: use gem, max, avg, rmac or fc2")))
+            .ok_or_else(|| {
+                Error::InvalidSetting(format!("pooling {s:?}: use gem, max, avg, rmac or fc2"))
+            })
     }
 }
 
@@ -67,7 +69,11 @@ pub fn pool(map: &[f32], c: usize, h: usize, w: usize, pooling: Pooling) -> Vec<
             .collect(),
         Pooling::Gem => (0..c)
             .map(|k| {
-                let m = channel(k).iter().map(|&v| v.max(1e-6).powf(GEM_P)).sum::<f32>() / hw as f32;
+                let m = channel(k)
+                    .iter()
+                    .map(|&v| v.max(1e-6).powf(GEM_P))
+                    .sum::<f32>()
+                    / hw as f32;
                 m.powf(1.0 / GEM_P)
             })
             .collect(),
@@ -80,9 +86,17 @@ pub fn rmac_regions(h: usize, w: usize) -> Vec<(usize, usize, usize)> {
     let side_min = h.min(w);
     let mut out = Vec::new();
     for l in 1..=3usize {
-        let side = if l == 1 { side_min } else { (2 * side_min / (l + 1)).max(1) };
+        let side = if l == 1 {
+            side_min
+        } else {
+            (2 * side_min / (l + 1)).max(1)
+        };
         let starts = |dim: usize| -> Vec<usize> {
-            let n = if l == 1 { 1 + usize::from(dim > side) } else { l };
+            let n = if l == 1 {
+                1 + usize::from(dim > side)
+            } else {
+                l
+            };
             let span = dim - side;
             if n == 1 {
                 vec![span / 2]
@@ -143,7 +157,10 @@ mod tests {
         assert_eq!(pool(&map, 2, 2, 2, Pooling::Avg), vec![1.5, 2.0]);
         let gem = pool(&map, 2, 2, 2, Pooling::Gem);
         // (0 + 1 + 8 + 27) / 4 = 9, cube root = 2.0801
-        assert!((gem[0] - 9f32.cbrt()).abs() < 1e-4 && (gem[1] - 2.0).abs() < 1e-4, "{gem:?}");
+        assert!(
+            (gem[0] - 9f32.cbrt()).abs() < 1e-4 && (gem[1] - 2.0).abs() < 1e-4,
+            "{gem:?}"
+        );
     }
 
     #[test]

@@ -122,7 +122,9 @@ pub fn detect_data_bar(gray: &[u8], width: u32, height: u32) -> u32 {
             hist[v as usize] += 1;
         }
         let mode = (0..256).max_by_key(|&v| hist[v]).unwrap_or(0);
-        let near: u32 = hist[mode.saturating_sub(2)..=(mode + 2).min(255)].iter().sum();
+        let near: u32 = hist[mode.saturating_sub(2)..=(mode + 2).min(255)]
+            .iter()
+            .sum();
         (mode as u8, near as f32 / w as f32)
     };
     let (bottom_mode, bottom_flat) = row_mode(h - 1);
@@ -264,7 +266,11 @@ mod tests {
         let img = micrograph(400, 300);
         assert_eq!(detect_data_bar(img.as_raw(), 400, 300), 0);
         let black = GrayImage::new(400, 300);
-        assert_eq!(detect_data_bar(black.as_raw(), 400, 300), 0, "all black is not a bar");
+        assert_eq!(
+            detect_data_bar(black.as_raw(), 400, 300),
+            0,
+            "all black is not a bar"
+        );
     }
 
     #[test]
@@ -277,7 +283,10 @@ mod tests {
         let deep: ImageBuffer<Luma<u16>, Vec<u16>> =
             ImageBuffer::from_fn(50, 40, |x, _| Luma([1000 + 40 * x as u16]));
         let p = prepare(&DynamicImage::ImageLuma16(deep), &Preprocess::default()).expect("16-bit");
-        let (lo, hi) = p.chw.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) = p
+            .chw
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         assert!(lo < 5.0 && hi > 250.0, "16-bit range stretched: {lo}..{hi}");
     }
 

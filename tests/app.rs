@@ -1,0 +1,187 @@
+//! The app driven headless with egui_kittest: real app state, real worker, real model, on a
+//! small demo library generated into a temporary folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use morphosearch::app::{AppOptions, MorphoApp, Settings, View};
+
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn harness(tmp: &Path) -> Harness<'static, MorphoApp> {
+    let options = AppOptions {
+        database: None,
+        weights: None,
+        demo_dir: tmp.join("demo"),
+        demo_images: 12,
+        index_file: Some(tmp.join("demo.msidx")),
+    };
+    let app = MorphoApp::new(&egui::Context::default(), Settings::default(), options)
+        .expect("app starts");
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_ui_state(|ui, app: &mut MorphoApp| app.ui(ui), app)
+}
+
+/// Steps the UI until `done` holds (the worker runs meanwhile), or fails after `secs`.
+fn step_until(
+    h: &mut Harness<'static, MorphoApp>,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&MorphoApp) -> bool,
+) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}; status: {}",
+            h.state().status
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.step();
+}
+
+#[test]
+fn drop_sketch_preview_browse_export() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut h = harness(tmp.path());
+    step_until(&mut h, 600, "the demo library to be indexed", |a| {
+        a.index.is_some()
+    });
+    assert!(h.state().is_demo);
+    assert_eq!(h.state().index.as_ref().map(|i| i.len()), Some(12));
+    h.get_by_label_contains("Synthetic demo library");
+
+    // A dropped file leads to results listed with parameters.
+    let query = tmp.path().join("demo/demo_003.png");
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(DroppedPath(query)));
+    step_until(&mut h, 120, "image results", |a| {
+        !a.hits.is_empty() && !a.hits_are_sketch
+    });
+    let (first, params) = {
+        let a = h.state();
+        let index = a.index.as_ref().expect("index");
+        (
+            index.entries[a.hits[0].entry].path.clone(),
+            index.params[a.hits[0].entry].len(),
+        )
+    };
+    assert_eq!(
+        first, "demo_003.png",
+        "the dropped image finds itself first"
+    );
+    assert_eq!(params, 8, "results carry their synthesis record");
+    h.get_by_label("Find similar");
+    h.get_by_label("Temperature (C)");
+
+    // Strokes on the canvas lead to a sketch search.
+    let canvas_top = h.get_by_label("Clear").rect().bottom() + 30.0;
+    let left = 40.0;
+    let points = [
+        (0.0, 0.0),
+        (40.0, 10.0),
+        (60.0, 50.0),
+        (30.0, 80.0),
+        (0.0, 40.0),
+        (2.0, 2.0),
+    ];
+    h.input_mut()
+        .events
+        .push(egui::Event::PointerMoved(egui::pos2(left, canvas_top)));
+    h.input_mut().events.push(egui::Event::PointerButton {
+        pos: egui::pos2(left, canvas_top),
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+    for (dx, dy) in points {
+        h.input_mut()
+            .events
+            .push(egui::Event::PointerMoved(egui::pos2(
+                left + dx,
+                canvas_top + dy,
+            )));
+        h.step();
+    }
+    h.input_mut().events.push(egui::Event::PointerButton {
+        pos: egui::pos2(left + 2.0, canvas_top + 2.0),
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+    assert_eq!(h.state().canvas.strokes.len(), 1, "one stroke drawn");
+    step_until(&mut h, 120, "sketch results", |a| {
+        a.hits_are_sketch && !a.hits.is_empty()
+    });
+
+    // Moving a threshold slider changes the preview.
+    h.get_by_label("Contours").click();
+    step_until(&mut h, 60, "the first preview", |a| {
+        a.preview_fingerprint != 0
+    });
+    assert_eq!(h.state().view, View::Contours);
+    let before = h.state().preview_fingerprint;
+    h.get_by_role_and_label(Role::SpinButton, "Blur sigma")
+        .set_value_accesskit(5.0);
+    step_until(&mut h, 60, "a new preview", |a| {
+        a.preview_fingerprint != before
+    });
+    assert!((h.state().settings.contours.blur_sigma - 5.0).abs() < 1e-3);
+
+    // A browse filter reduces the grid.
+    h.get_by_label("Browse").click();
+    h.step();
+    let is_filter = |n: &egui_kittest::Node<'_>| {
+        n.rect().left() > 330.0 && n.rect().top() > 60.0 && n.rect().top() < 200.0
+    };
+    h.get_all_by_role(Role::TextInput)
+        .find(is_filter)
+        .expect("the browse filter field")
+        .click();
+    h.step();
+    h.get_all_by_role(Role::TextInput)
+        .find(is_filter)
+        .expect("the browse filter field")
+        .type_text("Cube");
+    h.step();
+    h.step();
+    let shown = h
+        .state()
+        .browse
+        .filtered(h.state().index.as_ref().expect("index"))
+        .len();
+    assert!(shown > 0 && shown < 12, "{shown} of 12 shown");
+    h.get_by_label(&format!("{shown} of 12 samples"));
+
+    // Export writes a CSV with the expected header and rows.
+    let out = tmp.path().join("results.csv");
+    h.state_mut().export_field = out.display().to_string();
+    h.get_by_label("Export results").click_accesskit();
+    h.step();
+    h.step();
+    let text = std::fs::read_to_string(&out)
+        .unwrap_or_else(|e| panic!("export not written ({e}); status: {}", h.state().status));
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("rank,path,score,Ca ion (mM),CO3 ion (mM),Polymer,Polymer (% wt),Stirring (rpm),Temperature (C),Synthesis time,label"));
+    assert_eq!(lines.count(), h.state().hits.len());
+}
