@@ -160,6 +160,23 @@ pub enum Command {
         #[arg(long)]
         line_width: Option<u8>,
     },
+    /// Measure the speed and memory of every stage (medians after a warm-up).
+    Bench {
+        /// Take the sample image from this folder (default: a generated demo image).
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Timed runs per figure.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Instead, index this many generated images and report throughput and peak memory.
+        #[arg(long)]
+        indexing: Option<usize>,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
     /// Manage the VGG16 weights.
     Weights {
         #[command(subcommand)]
@@ -357,6 +374,30 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 "binarised at level {}, Canny thresholds {:.1} / {:.1}",
                 steps.binary_level, steps.canny_low, steps.canny_high
             );
+            Ok(0)
+        }
+        Command::Bench {
+            images,
+            json,
+            runs,
+            indexing,
+            model,
+        } => {
+            let load = || Ok(Engine::load(model.weights.as_deref(), &model.device)?);
+            let figures = match indexing {
+                Some(n) => crate::bench::indexing(&load()?, n)?,
+                None => crate::bench::run(load, images.as_deref(), runs.max(1))?,
+            };
+            if json {
+                println!("{}", Value::Object(figures));
+            } else {
+                for (k, v) in &figures {
+                    match v.as_f64() {
+                        Some(f) if !v.is_u64() => println!("{k:<32} {f:>10.2}"),
+                        _ => println!("{k:<32} {v:>10}"),
+                    }
+                }
+            }
             Ok(0)
         }
         Command::Weights {

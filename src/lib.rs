@@ -4,6 +4,7 @@
 //! [`cli`] drives it from the command line.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod engine;
 pub mod ui;

@@ -80,46 +80,67 @@ impl WinogradConv {
                 let tiles = (ty1 - ty0) * tiles_w;
                 let mut v = vec![0f32; 16 * tiles * c_in];
                 let mut m = vec![0f32; 16 * tiles * c_out];
-                // Input transform: V = B^T d B per tile and channel.
-                let at = |y: isize, x: isize, c: usize| -> f32 {
-                    if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-                        0.0
-                    } else {
-                        input[(y as usize * w + x as usize) * c_in + c]
-                    }
-                };
+                let zeros = vec![0f32; c_in];
+                let mut bd = vec![0f32; 16 * c_in];
+                // Input transform V = B^T d B, vectorised over the channels of each pixel.
                 for ty in ty0..ty1 {
                     for tx in 0..tiles_w {
                         let t = (ty - ty0) * tiles_w + tx;
                         let (y0, x0) = (2 * ty as isize - 1, 2 * tx as isize - 1);
-                        let interior =
-                            y0 >= 0 && x0 >= 0 && y0 + 4 <= h as isize && x0 + 4 <= w as isize;
-                        for c in 0..c_in {
-                            let mut d = [[0f32; 4]; 4];
-                            for (i, row) in d.iter_mut().enumerate() {
-                                for (j, cell) in row.iter_mut().enumerate() {
-                                    *cell = if interior {
-                                        input[((y0 as usize + i) * w + x0 as usize + j) * c_in + c]
-                                    } else {
-                                        at(y0 + i as isize, x0 + j as isize, c)
-                                    };
-                                }
+                        let px = |i: usize, j: usize| -> &[f32] {
+                            let (y, x) = (y0 + i as isize, x0 + j as isize);
+                            if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+                                &zeros
+                            } else {
+                                let o = (y as usize * w + x as usize) * c_in;
+                                &input[o..o + c_in]
                             }
-                            // B^T d: rows.
-                            let mut bd = [[0f32; 4]; 4];
-                            for j in 0..4 {
-                                bd[0][j] = d[0][j] - d[2][j];
-                                bd[1][j] = d[1][j] + d[2][j];
-                                bd[2][j] = d[2][j] - d[1][j];
-                                bd[3][j] = d[1][j] - d[3][j];
+                        };
+                        // Rows: bd[i][j] = (B^T d)[i][j].
+                        for j in 0..4 {
+                            let (d0, d1, d2, d3) = (px(0, j), px(1, j), px(2, j), px(3, j));
+                            let (r0, rest) = bd.split_at_mut(4 * c_in);
+                            let (r1, rest) = rest.split_at_mut(4 * c_in);
+                            let (r2, r3) = rest.split_at_mut(4 * c_in);
+                            let cols = j * c_in..(j + 1) * c_in;
+                            for (c, o) in r0[cols.clone()].iter_mut().enumerate() {
+                                *o = d0[c] - d2[c];
                             }
-                            // (B^T d) B: columns.
-                            for i in 0..4 {
-                                let r = bd[i];
-                                let vals = [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]];
-                                for (j, val) in vals.into_iter().enumerate() {
-                                    v[((i * 4 + j) * tiles + t) * c_in + c] = val;
-                                }
+                            for (c, o) in r1[cols.clone()].iter_mut().enumerate() {
+                                *o = d1[c] + d2[c];
+                            }
+                            for (c, o) in r2[cols.clone()].iter_mut().enumerate() {
+                                *o = d2[c] - d1[c];
+                            }
+                            for (c, o) in r3[cols].iter_mut().enumerate() {
+                                *o = d1[c] - d3[c];
+                            }
+                        }
+                        // Columns: V[i][j] = (B^T d B)[i][j].
+                        for i in 0..4 {
+                            let row = &bd[i * 4 * c_in..(i + 1) * 4 * c_in];
+                            let (b0, b1, b2, b3) = (
+                                &row[..c_in],
+                                &row[c_in..2 * c_in],
+                                &row[2 * c_in..3 * c_in],
+                                &row[3 * c_in..],
+                            );
+                            let at = |j: usize| ((i * 4 + j) * tiles + t) * c_in;
+                            let o = at(0);
+                            for (c, d) in v[o..o + c_in].iter_mut().enumerate() {
+                                *d = b0[c] - b2[c];
+                            }
+                            let o = at(1);
+                            for (c, d) in v[o..o + c_in].iter_mut().enumerate() {
+                                *d = b1[c] + b2[c];
+                            }
+                            let o = at(2);
+                            for (c, d) in v[o..o + c_in].iter_mut().enumerate() {
+                                *d = b2[c] - b1[c];
+                            }
+                            let o = at(3);
+                            for (c, d) in v[o..o + c_in].iter_mut().enumerate() {
+                                *d = b1[c] - b3[c];
                             }
                         }
                     }
@@ -134,39 +155,47 @@ impl WinogradConv {
                         c_out,
                     );
                 }
-                // Output transform: Y = A^T M A, + bias, ReLU.
+                // Output transform Y = A^T M A, + bias, ReLU, vectorised over output channels.
+                let mut am = vec![0f32; 8 * c_out];
                 for ty in ty0..ty1 {
                     for tx in 0..tiles_w {
                         let t = (ty - ty0) * tiles_w + tx;
-                        for co in 0..c_out {
-                            let mm = |i: usize, j: usize| m[((i * 4 + j) * tiles + t) * c_out + co];
-                            let mut am = [[0f32; 4]; 2];
-                            for j in 0..4 {
-                                am[0][j] = mm(0, j) + mm(1, j) + mm(2, j);
-                                am[1][j] = mm(1, j) - mm(2, j) - mm(3, j);
+                        let mm = |i: usize, j: usize| -> &[f32] {
+                            let o = ((i * 4 + j) * tiles + t) * c_out;
+                            &m[o..o + c_out]
+                        };
+                        for j in 0..4 {
+                            let (m0, m1, m2, m3) = (mm(0, j), mm(1, j), mm(2, j), mm(3, j));
+                            let (a0, a1) = am.split_at_mut(4 * c_out);
+                            for (c, o) in a0[j * c_out..(j + 1) * c_out].iter_mut().enumerate() {
+                                *o = m0[c] + m1[c] + m2[c];
                             }
-                            let b = self.bias[co];
-                            let y = [
-                                [
-                                    am[0][0] + am[0][1] + am[0][2],
-                                    am[0][1] - am[0][2] - am[0][3],
-                                ],
-                                [
-                                    am[1][0] + am[1][1] + am[1][2],
-                                    am[1][1] - am[1][2] - am[1][3],
-                                ],
-                            ];
-                            for (i, row) in y.iter().enumerate() {
-                                let oy = 2 * ty + i;
-                                if oy >= h {
-                                    continue;
-                                }
-                                for (j, &val) in row.iter().enumerate() {
-                                    let ox = 2 * tx + j;
-                                    if ox < w {
-                                        out_block[((oy - 2 * ty0) * w + ox) * c_out + co] =
-                                            (val + b).max(0.0);
-                                    }
+                            for (c, o) in a1[j * c_out..(j + 1) * c_out].iter_mut().enumerate() {
+                                *o = m1[c] - m2[c] - m3[c];
+                            }
+                        }
+                        for i in 0..2 {
+                            let oy = 2 * ty + i;
+                            if oy >= h {
+                                continue;
+                            }
+                            let row = &am[i * 4 * c_out..(i + 1) * 4 * c_out];
+                            let (a0, a1, a2, a3) = (
+                                &row[..c_out],
+                                &row[c_out..2 * c_out],
+                                &row[2 * c_out..3 * c_out],
+                                &row[3 * c_out..],
+                            );
+                            let base = (oy - 2 * ty0) * w;
+                            let ox = 2 * tx;
+                            let o = (base + ox) * c_out;
+                            for (c, d) in out_block[o..o + c_out].iter_mut().enumerate() {
+                                *d = (a0[c] + a1[c] + a2[c] + self.bias[c]).max(0.0);
+                            }
+                            if ox + 1 < w {
+                                let o = (base + ox + 1) * c_out;
+                                for (c, d) in out_block[o..o + c_out].iter_mut().enumerate() {
+                                    *d = (a1[c] - a2[c] - a3[c] + self.bias[c]).max(0.0);
                                 }
                             }
                         }

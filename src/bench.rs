@@ -1,0 +1,244 @@
+//! `morphosearch bench`: speed and memory figures of every stage, medians of several runs after
+//! a warm-up, with the machine's core count and the threads used.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Tensor;
+use serde_json::{json, Map, Value};
+
+use crate::engine::demo::{render, Rng};
+use crate::engine::features::FeatureConfig;
+use crate::engine::index::{top_k, Entry, Index, IndexConfig, MAX_PCA_DIMS};
+use crate::engine::pooling::{l2_normalise, pool, Pooling};
+use crate::engine::preprocess::{load_image, prepare, Preprocess};
+use crate::engine::sketch::{rasterise_strokes, SketchConfig, Stroke};
+use crate::engine::Engine;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs `f` once to warm up, then `runs` times; median seconds.
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
+    std::hint::black_box(f());
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+/// Peak resident memory of this process in MiB (Linux), if known.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn unit_vectors(n: usize, dims: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..n * dims).map(|_| rng.normal()).collect();
+    for row in v.chunks_mut(dims) {
+        l2_normalise(row);
+    }
+    v
+}
+
+/// A synthetic index of `n` images with random raw descriptors (no network needed).
+fn synthetic_index(n: usize, weights_sha256: &str, db_dir: &Path, rng: &mut Rng) -> Index {
+    let config = IndexConfig {
+        weights_sha256: weights_sha256.to_string(),
+        features: FeatureConfig::default(),
+        pca_dims: MAX_PCA_DIMS,
+        whiten: false,
+        sketch: SketchConfig::default(),
+    };
+    let mut index = Index::new(config, db_dir.to_path_buf());
+    let raws = unit_vectors(n, 512, rng);
+    let sketches = unit_vectors(n, 512, rng);
+    for i in 0..n {
+        index.entries.push(Entry {
+            path: format!("img{i:05}.png"),
+            size_bytes: 1,
+            modified_ns: 1,
+            pixel_hash: format!("{i}"),
+            width: 224,
+            height: 224,
+            data_bar_rows: 0,
+            raw: raws[i * 512..(i + 1) * 512].to_vec(),
+            sketch_raw: sketches[i * 512..(i + 1) * 512].to_vec(),
+        });
+        index.params.push(Vec::new());
+    }
+    index.refit();
+    index
+}
+
+/// All figures, as (key, value, unit, description).
+pub fn run(
+    engine_load: impl FnOnce() -> anyhow::Result<Engine>,
+    images: Option<&Path>,
+    runs: usize,
+) -> anyhow::Result<Map<String, Value>> {
+    let mut out = Map::new();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    out.insert("cores".into(), json!(cores));
+    out.insert("threads".into(), json!(rayon::current_num_threads()));
+    let t = Instant::now();
+    let engine = engine_load()?;
+    out.insert(
+        "model_load_ms".into(),
+        json!(t.elapsed().as_secs_f64() * 1e3),
+    );
+
+    let tmp = tempfile::tempdir()?;
+    let sample: PathBuf = match images.and_then(|d| {
+        crate::engine::database::scan_images(d)
+            .ok()
+            .and_then(|v| v.first().map(|p| d.join(p)))
+    }) {
+        Some(p) => p,
+        None => {
+            let p = tmp.path().join("sample.png");
+            render(&mut Rng::new(7), &[0]).save(&p)?;
+            p
+        }
+    };
+    out.insert("sample_image".into(), json!(sample.display().to_string()));
+    let pre = Preprocess::default();
+    let decode = time(runs, || {
+        load_image(&sample).and_then(|img| prepare(&img, &pre))
+    });
+    out.insert("decode_preprocess_ms".into(), json!(decode * 1e3));
+    let prepared = prepare(&load_image(&sample)?, &pre)?;
+
+    let vgg = &engine.vgg;
+    let input = |n: usize| -> anyhow::Result<Tensor> {
+        let mut planes = Vec::new();
+        for _ in 0..n {
+            planes.extend_from_slice(&prepared.chw);
+        }
+        Ok(vgg.normalise(&Tensor::from_vec(planes, (n, 3, 224, 224), vgg.device())?)?)
+    };
+    let x1 = input(1)?;
+    let b1 = time(runs, || vgg.conv5(&x1));
+    out.insert("vgg_images_per_s".into(), json!(1.0 / b1));
+    out.insert("vgg_ms_per_image".into(), json!(b1 * 1e3));
+    let mut best = (1usize, 1.0 / b1);
+    for bs in [2usize, 4, 8] {
+        let x = input(bs)?;
+        let t = time(runs.min(3), || vgg.conv5(&x));
+        if bs as f64 / t > best.1 {
+            best = (bs, bs as f64 / t);
+        }
+    }
+    out.insert("vgg_best_batch".into(), json!(best.0));
+    out.insert("vgg_best_batch_images_per_s".into(), json!(best.1));
+    let reference = time(runs.min(3), || vgg.conv5_reference(&x1));
+    out.insert(
+        "vgg_candle_conv2d_images_per_s".into(),
+        json!(1.0 / reference),
+    );
+
+    let conv5 = vgg.conv5(&x1)?;
+    let flat: Vec<f32> = conv5.flatten_all()?.to_vec1()?;
+    let mut rng = Rng::new(42);
+    let db = tmp.path().join("db");
+    std::fs::create_dir_all(&db)?;
+    let index_1k = synthetic_index(1000, vgg.weights_sha256(), &db, &mut rng);
+    let pool_project = time(runs * 10, || {
+        let mut v = pool(&flat, 512, 14, 14, Pooling::Gem);
+        l2_normalise(&mut v);
+        index_1k.image_space.project(&v)
+    });
+    out.insert("pool_project_ms".into(), json!(pool_project * 1e3));
+
+    for n in [1_000usize, 10_000, 100_000] {
+        let vectors = unit_vectors(n, 200, &mut rng);
+        let q = unit_vectors(1, 200, &mut rng);
+        let t = time(runs * 4, || top_k(&vectors, 200, &q, 10, &|_| false));
+        out.insert(format!("search_{}k_ms", n / 1000), json!(t * 1e3));
+    }
+
+    let query = time(runs, || -> anyhow::Result<usize> {
+        let img = load_image(&sample)?;
+        Ok(engine.search_image(&index_1k, &img, 10)?.len())
+    });
+    out.insert("query_ms".into(), json!(query * 1e3));
+    let strokes: Vec<Stroke> = (0..6)
+        .map(|i| {
+            let (cx, cy) = (0.2 + 0.12 * i as f32, 0.3 + 0.08 * (i % 3) as f32);
+            Stroke {
+                points: (0..=24)
+                    .map(|k| {
+                        let a = k as f32 / 24.0 * std::f32::consts::TAU;
+                        [cx + 0.07 * a.cos(), cy + 0.07 * a.sin()]
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let sketch = time(runs, || -> anyhow::Result<usize> {
+        let drawing = rasterise_strokes(&strokes, &index_1k.config.sketch)?;
+        Ok(engine.search_drawing(&index_1k, &drawing, 10)?.len())
+    });
+    out.insert("sketch_query_ms".into(), json!(sketch * 1e3));
+
+    let index_10k = synthetic_index(10_000, vgg.weights_sha256(), &db, &mut rng);
+    let path_10k = tmp.path().join("10k.msidx");
+    index_10k.save(&path_10k)?;
+    drop(index_10k);
+    let load = time(runs, || Index::load(&path_10k));
+    out.insert("index_load_10k_ms".into(), json!(load * 1e3));
+    out.insert(
+        "index_10k_file_mb".into(),
+        json!(std::fs::metadata(&path_10k)?.len() as f64 / 1048576.0),
+    );
+    if let Some(rss) = peak_rss_mb() {
+        out.insert("peak_rss_mb".into(), json!(rss));
+    }
+    Ok(out)
+}
+
+/// Indexes `n` generated demo images into a temporary folder: images/s and peak memory.
+pub fn indexing(engine: &Engine, n: usize) -> anyhow::Result<Map<String, Value>> {
+    let tmp = tempfile::tempdir()?;
+    let db = tmp.path().join("db");
+    crate::engine::demo::generate(&db, n)?;
+    let job = crate::engine::indexer::IndexJob {
+        db_dir: db,
+        table: None,
+        image_column: None,
+        index_path: tmp.path().join("i.msidx"),
+        features: FeatureConfig::default(),
+        pca_dims: MAX_PCA_DIMS,
+        whiten: false,
+        sketch: SketchConfig::default(),
+    };
+    let before = peak_rss_mb();
+    let t = Instant::now();
+    let (index, _) = crate::engine::indexer::build_index(
+        &engine.vgg,
+        &job,
+        &mut |_, _| {},
+        &std::sync::atomic::AtomicBool::new(false),
+    )?;
+    let secs = t.elapsed().as_secs_f64();
+    let mut out = Map::new();
+    out.insert("indexing_images".into(), json!(index.len()));
+    out.insert(
+        "indexing_images_per_s".into(),
+        json!(index.len() as f64 / secs),
+    );
+    if let (Some(b), Some(a)) = (before, peak_rss_mb()) {
+        out.insert("indexing_peak_rss_mb_before".into(), json!(b));
+        out.insert("indexing_peak_rss_mb".into(), json!(a));
+    }
+    Ok(out)
+}
