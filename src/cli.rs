@@ -81,6 +81,21 @@ pub enum Command {
         /// SEM data bar at the bottom: auto (detect), keep, or a number of rows to cut.
         #[arg(long, default_value = "auto")]
         data_bar: String,
+        /// Pooling of the contour drawings' features (sketch search).
+        #[arg(long, default_value = "max")]
+        sketch_pooling: String,
+        /// Side of the contour drawings fed to the network (sketch search).
+        #[arg(long, default_value_t = 224)]
+        sketch_size: u32,
+        /// Describe contour drawings as filled pseudo-micrographs.
+        #[arg(long)]
+        sketch_fill: bool,
+        /// Conv layer describing drawings: 21 (conv4_3) or 28 (conv5_3).
+        #[arg(long, default_value_t = 21)]
+        sketch_layer: usize,
+        /// Weight of drawing-vs-micrograph similarity in sketch queries (0..1).
+        #[arg(long, default_value_t = 0.5)]
+        sketch_image_weight: f32,
     },
     /// Find the database images most similar to each query image.
     Search {
@@ -160,6 +175,26 @@ pub enum Command {
         #[arg(long)]
         line_width: Option<u8>,
     },
+    /// Sketch search quality: generated drawings per shape class (precision@5) and tracings of
+    /// database images (recall@10).
+    SketchEval {
+        #[arg(long)]
+        index: PathBuf,
+        /// CSV with 0/1 columns named after the shapes (Cube, Stick, Sphere).
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        per_class: usize,
+        #[arg(long, default_value_t = 100)]
+        tracings: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Weight of the image-descriptor similarity (default: the index's setting).
+        #[arg(long)]
+        image_weight: Option<f32>,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
     /// Measure the speed and memory of every stage (medians after a warm-up).
     Bench {
         /// Take the sample image from this folder (default: a generated demo image).
@@ -235,6 +270,11 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             pca_dims,
             whiten,
             data_bar,
+            sketch_pooling,
+            sketch_size,
+            sketch_fill,
+            sketch_layer,
+            sketch_image_weight,
         } => {
             let features = FeatureConfig {
                 pooling: pooling.parse::<Pooling>()?,
@@ -254,7 +294,14 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 features,
                 pca_dims: pca_dims.min(MAX_PCA_DIMS),
                 whiten,
-                sketch: SketchConfig::default(),
+                sketch: SketchConfig {
+                    pooling: sketch_pooling.parse::<Pooling>()?,
+                    input_size: sketch_size.clamp(32, 1024),
+                    fill: sketch_fill,
+                    layer: sketch_layer,
+                    image_weight: sketch_image_weight.clamp(0.0, 1.0),
+                    ..SketchConfig::default()
+                },
             };
             index_command(&engine, &job)
         }
@@ -373,6 +420,41 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             eprintln!(
                 "binarised at level {}, Canny thresholds {:.1} / {:.1}",
                 steps.binary_level, steps.canny_low, steps.canny_high
+            );
+            Ok(0)
+        }
+        Command::SketchEval {
+            index,
+            labels,
+            per_class,
+            tracings,
+            seed,
+            image_weight,
+            model,
+        } => {
+            let idx = Index::load(&index)?;
+            let engine = Engine::load(model.weights.as_deref(), &model.device)?;
+            engine.check_index(&idx)?;
+            let shapes = shape_labels(&labels, &idx)?;
+            let r = crate::engine::sketchgen::evaluate(
+                &engine,
+                &idx,
+                &shapes,
+                per_class,
+                tracings,
+                seed,
+                image_weight.unwrap_or(idx.config.sketch.image_weight),
+            )?;
+            for (class, p, chance, n) in &r.classes {
+                println!(
+                    "{:<8} P@5 {p:.3}  (chance {chance:.3}, {n} sketches)",
+                    class.name()
+                );
+            }
+            println!(
+                "tracings: own image in the top 10 for {:.1} % of {}",
+                100.0 * r.tracing_recall_at_10,
+                r.tracings
             );
             Ok(0)
         }
@@ -666,4 +748,24 @@ fn duplicates_command(index: &Index, threshold: f32, json: bool) {
             pairs.len() - exact
         );
     }
+}
+
+/// Shape names per image from 0/1 columns (`Cube`, `Stick`, `Sphere`, ...) of a labels CSV.
+pub fn shape_labels(
+    path: &Path,
+    index: &Index,
+) -> anyhow::Result<std::collections::BTreeMap<String, Vec<&'static str>>> {
+    let paths: Vec<String> = index.entries.iter().map(|e| e.path.clone()).collect();
+    let mut out: std::collections::BTreeMap<String, Vec<&'static str>> =
+        std::collections::BTreeMap::new();
+    for class in crate::engine::sketchgen::ShapeClass::ALL {
+        let column = read_column(path, &paths, None, class.name())?;
+        for (img, v) in column {
+            let entry = out.entry(img).or_default();
+            if v.trim() == "1" {
+                entry.push(class.name());
+            }
+        }
+    }
+    Ok(out)
 }

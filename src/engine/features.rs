@@ -134,3 +134,38 @@ mod tests {
         assert_ne!(mirrored(&chw, 5, true), chw);
     }
 }
+
+/// Descriptors of one batch of same-size images under several poolings from a single forward
+/// pass (no flips): `out[p][i]` is image i pooled with `poolings[p]`, each a unit vector.
+pub fn describe_pooled(
+    vgg: &Vgg16,
+    images: &[&Prepared],
+    poolings: &[Pooling],
+    layer: usize,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let mut out = vec![Vec::new(); poolings.len()];
+    for chunk in images.chunks(BATCH_SIZE) {
+        let size = chunk[0].size as usize;
+        let mut planes = Vec::new();
+        for p in chunk {
+            planes.extend_from_slice(&p.chw);
+        }
+        let batch = Tensor::from_vec(planes, (chunk.len(), 3, size, size), vgg.device())?;
+        let map = vgg.conv_until(&vgg.normalise(&batch)?, layer)?;
+        let (n, c, h, w) = map.dims4()?;
+        let flat: Vec<f32> = map.flatten_all()?.to_vec1()?;
+        for (p, &pooling) in poolings.iter().enumerate() {
+            if pooling == Pooling::Fc2 {
+                return Err(Error::InvalidSetting(
+                    "fc2 is not available for drawings".into(),
+                ));
+            }
+            for i in 0..n {
+                let mut v = pool(&flat[i * c * h * w..(i + 1) * c * h * w], c, h, w, pooling);
+                l2_normalise(&mut v);
+                out[p].push(v);
+            }
+        }
+    }
+    Ok(out)
+}

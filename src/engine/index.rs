@@ -15,7 +15,7 @@ use super::pooling::l2_normalise;
 use super::sketch::SketchConfig;
 
 /// Bumped whenever the file layout or the meaning of a stored field changes.
-pub const INDEX_FORMAT_VERSION: u32 = 1;
+pub const INDEX_FORMAT_VERSION: u32 = 4;
 const MAGIC: &[u8; 8] = b"MORPHIDX";
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// At most this many PCA axes, as in the study.
@@ -182,7 +182,8 @@ pub fn top_k(
     hits
 }
 
-fn partial_top(hits: &mut Vec<Hit>, k: usize) {
+/// Keeps the best `k` hits, sorted best first (ties by entry order).
+pub fn partial_top(hits: &mut Vec<Hit>, k: usize) {
     let order = |a: &Hit, b: &Hit| b.score.total_cmp(&a.score).then(a.entry.cmp(&b.entry));
     if hits.len() > k && k > 0 {
         hits.select_nth_unstable_by(k - 1, order);

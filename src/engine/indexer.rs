@@ -10,10 +10,10 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::database::{absolute, read_table, scan_images, ParamValue};
 use super::error::{Error, Result};
-use super::features::{describe, FeatureConfig, BATCH_SIZE};
+use super::features::{describe, describe_pooled, FeatureConfig, BATCH_SIZE};
 use super::index::{Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD};
 use super::preprocess::{load_image, pixel_hash, prepare, Prepared};
-use super::sketch::{drawing_of_image, drawing_to_prepared, SketchConfig};
+use super::sketch::{drawing_input, drawing_of_image, SketchConfig};
 use super::vgg::Vgg16;
 
 /// What to index and how.
@@ -89,7 +89,7 @@ fn decode_one(
         pixel_hash: pixel_hash(&img),
         dims: prepared.original,
         image: need_image.then_some(prepared),
-        drawing: Some(drawing_to_prepared(&drawing)),
+        drawing: Some(drawing_input(&drawing, sketch)),
     })
 }
 
@@ -317,12 +317,13 @@ fn describe_batch(
     let images: Vec<&Prepared> = batch.iter().filter_map(|d| d.image.as_ref()).collect();
     let mut image_raws = describe(vgg, &images, features)?.into_iter();
     let drawings: Vec<&Prepared> = batch.iter().filter_map(|d| d.drawing.as_ref()).collect();
-    let sketch_features = FeatureConfig {
-        pooling: sketch.pooling,
-        flips: false,
-        preprocess: features.preprocess,
+    let mut sketch_raws = if drawings.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        describe_pooled(vgg, &drawings, &[sketch.pooling], sketch.layer)?
+            .remove(0)
+            .into_iter()
     };
-    let mut sketch_raws = describe(vgg, &drawings, &sketch_features)?.into_iter();
     for d in batch.iter() {
         let raw = if d.image.is_some() {
             image_raws.next().unwrap_or_default()

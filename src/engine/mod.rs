@@ -6,6 +6,7 @@ pub mod edges;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod gemm512;
 pub mod index;
 pub mod indexer;
 pub mod onnx;
@@ -13,6 +14,7 @@ pub mod pca;
 pub mod pooling;
 pub mod preprocess;
 pub mod sketch;
+pub mod sketchgen;
 pub mod vgg;
 pub mod winograd;
 
@@ -24,7 +26,7 @@ pub use error::{Error, Result};
 use features::{describe, FeatureConfig};
 use index::{Hit, Index, Space};
 use preprocess::prepare;
-use sketch::{drawing_to_prepared, SketchConfig};
+use sketch::drawing_to_prepared;
 use vgg::Vgg16;
 
 /// The model plus the operations a query needs. Load once, reuse for every query.
@@ -68,27 +70,6 @@ impl Engine {
         Ok(describe(&self.vgg, &[&prepared], &query)?.remove(0))
     }
 
-    /// Raw sketch descriptor of a drawing (dark lines on white at the sketch size).
-    pub fn describe_drawing(
-        &self,
-        drawing: &GrayImage,
-        config: &SketchConfig,
-        features: &FeatureConfig,
-    ) -> Result<Vec<f32>> {
-        if sketch::is_blank(drawing) {
-            return Err(Error::InvalidSetting(
-                "the sketch is empty: draw some particle outlines".into(),
-            ));
-        }
-        let prepared = drawing_to_prepared(drawing);
-        let cfg = FeatureConfig {
-            pooling: config.pooling,
-            flips: false,
-            preprocess: features.preprocess,
-        };
-        Ok(describe(&self.vgg, &[&prepared], &cfg)?.remove(0))
-    }
-
     /// The top `k` database images for a query image.
     pub fn search_image(&self, index: &Index, img: &DynamicImage, k: usize) -> Result<Vec<Hit>> {
         let raw = self.describe_image(img, &index.config.features)?;
@@ -106,14 +87,96 @@ impl Engine {
         self.search_drawing(index, &drawing, k)
     }
 
-    /// The top `k` database images for a normalised drawing.
+    /// The top `k` database images for a normalised drawing: similarity of the drawing's
+    /// contour descriptor to the database drawings, blended with `image_weight` of the
+    /// similarity of its image descriptor to the micrographs (one forward pass for both).
     pub fn search_drawing(&self, index: &Index, drawing: &GrayImage, k: usize) -> Result<Vec<Hit>> {
+        self.search_drawing_weighted(index, drawing, k, index.config.sketch.image_weight)
+    }
+
+    /// [`Self::search_drawing`] with an explicit image weight (0 = contours only).
+    pub fn search_drawing_weighted(
+        &self,
+        index: &Index,
+        drawing: &GrayImage,
+        k: usize,
+        image_weight: f32,
+    ) -> Result<Vec<Hit>> {
         if index.sketch_space.is_empty() {
             return Err(Error::Index(
                 "this index has no sketch descriptors; re-run `morphosearch index`".into(),
             ));
         }
-        let raw = self.describe_drawing(drawing, &index.config.sketch, &index.config.features)?;
-        Ok(index.search(&raw, Space::Sketch, k))
+        if sketch::is_blank(drawing) {
+            return Err(Error::InvalidSetting(
+                "the sketch is empty: draw some particle outlines".into(),
+            ));
+        }
+        let w = image_weight.clamp(0.0, 1.0);
+        let prepared = sketch::drawing_input(drawing, &index.config.sketch);
+        let contour = features::describe_pooled(
+            &self.vgg,
+            &[&prepared],
+            &[index.config.sketch.pooling],
+            index.config.sketch.layer,
+        )?;
+        let qs = index.sketch_space.project(&contour[0][0]);
+        let qi = if w > 0.0 {
+            let pseudo = drawing_to_prepared(&sketch::pseudo_micrograph(drawing));
+            let image = features::describe_pooled(
+                &self.vgg,
+                &[&pseudo],
+                &[index.config.features.pooling],
+                vgg::CONV_INDICES[12],
+            )?;
+            index.image_space.project(&image[0][0])
+        } else {
+            vec![0.0; index.image_space.dims]
+        };
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        let n = index.sketch_space.len().min(index.image_space.len());
+        let contour_scores: Vec<f32> = (0..n)
+            .map(|i| dot(&qs, index.sketch_space.row(i)))
+            .collect();
+        let image_scores: Vec<f32> = (0..n)
+            .map(|i| {
+                if w > 0.0 {
+                    dot(&qi, index.image_space.row(i))
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        // The two similarities live on different scales: blend their z-scores over the database.
+        let z = |v: &[f32]| -> Vec<f32> {
+            let mean = v.iter().sum::<f32>() / v.len().max(1) as f32;
+            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len().max(1) as f32)
+                .sqrt()
+                .max(1e-6);
+            v.iter().map(|x| (x - mean) / sd).collect()
+        };
+        let mut hits: Vec<Hit> = if w <= 0.0 {
+            contour_scores
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| Hit { entry: i, score: s })
+                .collect()
+        } else if w >= 1.0 {
+            image_scores
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| Hit { entry: i, score: s })
+                .collect()
+        } else {
+            let (zc, zi) = (z(&contour_scores), z(&image_scores));
+            (0..n)
+                .map(|i| Hit {
+                    entry: i,
+                    score: (1.0 - w) * zc[i] + w * zi[i],
+                })
+                .collect()
+        };
+        index::partial_top(&mut hits, k);
+        Ok(hits)
     }
 }

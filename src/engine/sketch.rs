@@ -17,6 +17,14 @@ pub struct SketchConfig {
     /// Side of the square drawing fed to the network.
     pub input_size: u32,
     pub pooling: Pooling,
+    /// Weight of the image-descriptor similarity (drawing vs micrograph) in a sketch query's
+    /// score; the contour-descriptor similarity gets the rest.
+    pub image_weight: f32,
+    /// Describe drawings as pseudo-micrographs (enclosed regions filled) instead of as lines.
+    pub fill: bool,
+    /// The conv layer (timm `features` index) whose map describes drawings: 21 = conv4_3
+    /// (stride 8, finer shapes), 28 = conv5_3.
+    pub layer: usize,
 }
 
 impl Default for SketchConfig {
@@ -24,7 +32,11 @@ impl Default for SketchConfig {
         Self {
             contours: ContourSettings::default(),
             input_size: 224,
-            pooling: Pooling::Rmac,
+            // Chosen by measurement (docs/quality.md, "Sketch search").
+            pooling: Pooling::Max,
+            image_weight: 0.5,
+            fill: false,
+            layer: 21,
         }
     }
 }
@@ -120,17 +132,17 @@ pub fn normalise_sketch_image(img: &DynamicImage, config: &SketchConfig) -> Resu
     let size = config.input_size;
     let gray = working_gray(img, size, 0);
     let level = imageproc::contrast::otsu_level(&gray);
-    let mean = gray.pixels().map(|p| f64::from(p[0])).sum::<f64>() / f64::from(size * size);
-    // Lines are the minority: dark lines on a light page when the page is bright.
-    let dark_lines = mean >= f64::from(level);
+    let (lo, hi) = gray
+        .pixels()
+        .fold((255u8, 0u8), |(lo, hi), p| (lo.min(p[0]), hi.max(p[0])));
+    // Lines are the minority class of the Otsu split, whichever their colour.
+    let dark = gray.pixels().filter(|p| p[0] <= level).count();
+    let dark_lines = 2 * dark <= (size * size) as usize;
+    let contrast = hi.saturating_sub(lo) >= 32;
     let mask = GrayImage::from_fn(size, size, |x, y| {
         let v = gray.get_pixel(x, y)[0];
-        let line = if dark_lines { v < level } else { v > level };
-        Luma([if line && level > 0 && level < 255 {
-            255
-        } else {
-            0
-        }])
+        let line = if dark_lines { v <= level } else { v > level };
+        Luma([if line && contrast { 255 } else { 0 }])
     });
     Ok(lines_to_drawing(
         &thin(&mask),
@@ -169,9 +181,66 @@ pub fn rasterise_strokes(strokes: &[Stroke], config: &SketchConfig) -> Result<Gr
     Ok(lines_to_drawing(&mask, config.contours.line_width_px))
 }
 
+/// A drawing turned into a pseudo-micrograph for comparison with real ones: regions enclosed by
+/// lines become bright particles, the lines brighter still (the SEM edge effect), the outside a
+/// dark background, slightly blurred.
+pub fn pseudo_micrograph(drawing: &GrayImage) -> GrayImage {
+    let (w, h) = drawing.dimensions();
+    let line = |x: u32, y: u32| drawing.get_pixel(x, y)[0] < 128;
+    let mut outside = vec![false; (w * h) as usize];
+    let mut stack: Vec<(u32, u32)> = Vec::new();
+    for x in 0..w {
+        stack.push((x, 0));
+        stack.push((x, h - 1));
+    }
+    for y in 0..h {
+        stack.push((0, y));
+        stack.push((w - 1, y));
+    }
+    while let Some((x, y)) = stack.pop() {
+        let i = (y * w + x) as usize;
+        if outside[i] || line(x, y) {
+            continue;
+        }
+        outside[i] = true;
+        if x > 0 {
+            stack.push((x - 1, y));
+        }
+        if y > 0 {
+            stack.push((x, y - 1));
+        }
+        if x + 1 < w {
+            stack.push((x + 1, y));
+        }
+        if y + 1 < h {
+            stack.push((x, y + 1));
+        }
+    }
+    let img = GrayImage::from_fn(w, h, |x, y| {
+        Luma([if line(x, y) {
+            225
+        } else if outside[(y * w + x) as usize] {
+            40
+        } else {
+            170
+        }])
+    });
+    imageproc::filter::gaussian_blur_f32(&img, 1.0)
+}
+
 /// Whether a drawing has any line at all.
 pub fn is_blank(drawing: &GrayImage) -> bool {
     drawing.pixels().all(|p| p[0] > 127)
+}
+
+/// What the network sees of a drawing under `config`: the lines, or the filled
+/// pseudo-micrograph.
+pub fn drawing_input(drawing: &GrayImage, config: &SketchConfig) -> Prepared {
+    if config.fill {
+        drawing_to_prepared(&pseudo_micrograph(drawing))
+    } else {
+        drawing_to_prepared(drawing)
+    }
 }
 
 /// A drawing as network input (grey replicated to RGB, 0..255).
@@ -234,6 +303,24 @@ mod tests {
         assert!(differing < 64 * 64 / 50, "{differing} pixels differ");
         assert!(!is_blank(&a));
         assert_eq!(a.get_pixel(32, 32)[0], 255, "inside the circle is paper");
+    }
+
+    #[test]
+    fn a_saved_binary_drawing_reads_back_as_the_same_lines() {
+        let config = SketchConfig::default();
+        let s = Stroke {
+            points: vec![[0.2, 0.2], [0.8, 0.2], [0.8, 0.8], [0.2, 0.8], [0.2, 0.2]],
+        };
+        let drawing = rasterise_strokes(&[s], &config).expect("draw");
+        let again = normalise_sketch_image(&DynamicImage::ImageLuma8(drawing.clone()), &config)
+            .expect("normalise");
+        let dark = |g: &GrayImage| g.pixels().filter(|p| p[0] < 128).count() as f64;
+        let ratio = dark(&again) / dark(&drawing);
+        assert!((0.7..1.3).contains(&ratio), "{ratio}");
+        let blank = GrayImage::from_pixel(50, 50, Luma([255]));
+        assert!(is_blank(
+            &normalise_sketch_image(&DynamicImage::ImageLuma8(blank), &config).expect("blank")
+        ));
     }
 
     #[test]

@@ -319,13 +319,24 @@ impl Vgg16 {
     /// conv5_3 after ReLU, `[N, 512, H/16, W/16]`, from a normalised `[N, 3, H, W]` input.
     /// On the CPU this takes the fast Winograd path, elsewhere candle's `conv2d`.
     pub fn conv5(&self, input: &Tensor) -> Result<Tensor> {
+        self.conv_until(input, CONV_INDICES[12])
+    }
+
+    /// The feature map after conv layer `last` (a timm `features` index such as 21 for conv4_3
+    /// or 28 for conv5_3) and its ReLU, `[N, C, h, w]`.
+    pub fn conv_until(&self, input: &Tensor, last: usize) -> Result<Tensor> {
+        if !CONV_INDICES.contains(&last) {
+            return Err(Error::InvalidSetting(format!(
+                "{last} is not a VGG16 conv layer index"
+            )));
+        }
         match &self.fast {
-            Some(layers) => self.conv5_fast(layers, input),
-            None => self.conv5_reference(input),
+            Some(layers) => self.conv_fast(layers, input, last),
+            None => self.conv_reference_until(input, last),
         }
     }
 
-    fn conv5_fast(&self, layers: &[WinogradConv], input: &Tensor) -> Result<Tensor> {
+    fn conv_fast(&self, layers: &[WinogradConv], input: &Tensor, last: usize) -> Result<Tensor> {
         let (n, c, h0, w0) = input.dims4()?;
         if c != 3 {
             return Err(Error::InvalidSetting(format!(
@@ -334,12 +345,16 @@ impl Vgg16 {
         }
         let nhwc: Vec<f32> = input.permute((0, 2, 3, 1))?.flatten_all()?.to_vec1()?;
         let mut out = Vec::new();
-        let (mut h, mut w) = (h0, w0);
+        let (mut h, mut w, mut channels) = (h0, w0, 3);
         for image in nhwc.chunks_exact(h0 * w0 * 3) {
             let mut x = image.to_vec();
             (h, w) = (h0, w0);
             for (layer, idx) in layers.iter().zip(CONV_INDICES) {
                 x = layer.forward(&x, h, w);
+                channels = layer.c_out;
+                if idx == last {
+                    break;
+                }
                 if POOL_AFTER.contains(&idx) {
                     x = max_pool_2x2(&x, h, w, layer.c_out);
                     (h, w) = (h / 2, w / 2);
@@ -347,22 +362,27 @@ impl Vgg16 {
             }
             out.extend(x);
         }
-        Ok(
-            Tensor::from_vec(out, (n, h, w, CONV5_CHANNELS), &self.device)?
-                .permute((0, 3, 1, 2))?
-                .contiguous()?,
-        )
+        Ok(Tensor::from_vec(out, (n, h, w, channels), &self.device)?
+            .permute((0, 3, 1, 2))?
+            .contiguous()?)
     }
 
     /// conv5_3 with candle's own `conv2d`: the straightforward path the fast one is checked
     /// against.
     pub fn conv5_reference(&self, input: &Tensor) -> Result<Tensor> {
+        self.conv_reference_until(input, CONV_INDICES[12])
+    }
+
+    fn conv_reference_until(&self, input: &Tensor, last: usize) -> Result<Tensor> {
         let mut x = input.clone();
         for (layer, idx) in self.convs.iter().zip(CONV_INDICES) {
             x = x
                 .conv2d(&layer.weight, 1, 1, 1, 1)?
                 .broadcast_add(&layer.bias)?
                 .relu()?;
+            if idx == last {
+                break;
+            }
             if POOL_AFTER.contains(&idx) {
                 x = x.max_pool2d(2)?;
             }

@@ -10,6 +10,8 @@
 
 use rayon::prelude::*;
 
+use super::gemm512::{matmul_packed, MR};
+
 /// Filter transform G (4x3).
 const G: [[f32; 3]; 4] = [
     [1.0, 0.0, 0.0],
@@ -78,8 +80,11 @@ impl WinogradConv {
                 let ty0 = b * rows_per_block;
                 let ty1 = (ty0 + rows_per_block).min(tiles_h);
                 let tiles = (ty1 - ty0) * tiles_w;
-                let mut v = vec![0f32; 16 * tiles * c_in];
-                let mut m = vec![0f32; 16 * tiles * c_out];
+                // V is stored packed for the matrix kernel: per position k, panels of MR tiles,
+                // `v[k][panel][c][r]`; tiles are padded to whole panels (zeros).
+                let tiles_pad = tiles.div_ceil(MR) * MR;
+                let mut v = vec![0f32; 16 * tiles_pad * c_in];
+                let mut m = vec![0f32; 16 * tiles_pad * c_out];
                 let zeros = vec![0f32; c_in];
                 let mut bd = vec![0f32; 16 * c_in];
                 // Input transform V = B^T d B, vectorised over the channels of each pixel.
@@ -116,7 +121,8 @@ impl WinogradConv {
                                 *o = d1[c] - d3[c];
                             }
                         }
-                        // Columns: V[i][j] = (B^T d B)[i][j].
+                        // Columns: V[i][j] = (B^T d B)[i][j], written into the packed layout.
+                        let (panel, lane) = (t / MR, t % MR);
                         for i in 0..4 {
                             let row = &bd[i * 4 * c_in..(i + 1) * 4 * c_in];
                             let (b0, b1, b2, b3) = (
@@ -125,31 +131,23 @@ impl WinogradConv {
                                 &row[2 * c_in..3 * c_in],
                                 &row[3 * c_in..],
                             );
-                            let at = |j: usize| ((i * 4 + j) * tiles + t) * c_in;
-                            let o = at(0);
-                            for (c, d) in v[o..o + c_in].iter_mut().enumerate() {
-                                *d = b0[c] - b2[c];
-                            }
-                            let o = at(1);
-                            for (c, d) in v[o..o + c_in].iter_mut().enumerate() {
-                                *d = b1[c] + b2[c];
-                            }
-                            let o = at(2);
-                            for (c, d) in v[o..o + c_in].iter_mut().enumerate() {
-                                *d = b2[c] - b1[c];
-                            }
-                            let o = at(3);
-                            for (c, d) in v[o..o + c_in].iter_mut().enumerate() {
-                                *d = b1[c] - b3[c];
+                            let at =
+                                |j: usize| ((i * 4 + j) * tiles_pad + panel * MR) * c_in + lane;
+                            let (o0, o1, o2, o3) = (at(0), at(1), at(2), at(3));
+                            for c in 0..c_in {
+                                v[o0 + c * MR] = b0[c] - b2[c];
+                                v[o1 + c * MR] = b1[c] + b2[c];
+                                v[o2 + c * MR] = b2[c] - b1[c];
+                                v[o3 + c * MR] = b1[c] - b3[c];
                             }
                         }
                     }
                 }
                 for k in 0..16 {
-                    matmul(
-                        &v[k * tiles * c_in..(k + 1) * tiles * c_in],
+                    matmul_packed(
+                        &v[k * tiles_pad * c_in..(k + 1) * tiles_pad * c_in],
                         &self.u[k * c_in * c_out..(k + 1) * c_in * c_out],
-                        &mut m[k * tiles * c_out..(k + 1) * tiles * c_out],
+                        &mut m[k * tiles_pad * c_out..(k + 1) * tiles_pad * c_out],
                         tiles,
                         c_in,
                         c_out,
@@ -161,7 +159,7 @@ impl WinogradConv {
                     for tx in 0..tiles_w {
                         let t = (ty - ty0) * tiles_w + tx;
                         let mm = |i: usize, j: usize| -> &[f32] {
-                            let o = ((i * 4 + j) * tiles + t) * c_out;
+                            let o = ((i * 4 + j) * tiles_pad + t) * c_out;
                             &m[o..o + c_out]
                         };
                         for j in 0..4 {
@@ -203,39 +201,6 @@ impl WinogradConv {
                 }
             });
         output
-    }
-}
-
-/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major, single-threaded (callers run
-/// blocks in parallel).
-#[allow(unsafe_code)]
-fn matmul(lhs: &[f32], rhs: &[f32], dst: &mut [f32], m: usize, k: usize, n: usize) {
-    assert!(lhs.len() >= m * k && rhs.len() >= k * n && dst.len() >= m * n);
-    // SAFETY: the asserts above guarantee that every element gemm reads or writes, addressed
-    // with the given row strides (k, n, n) and unit column strides, lies inside the slices;
-    // `dst` is borrowed mutably, so nothing else aliases it.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }
 
