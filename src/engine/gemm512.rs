@@ -1,7 +1,7 @@
 //! A small AVX-512 matrix-product kernel for the Winograd convolution (the `gemm` crate only
-//! uses AVX-512 on nightly Rust). `dst[m x n] = A[m x k] * B[k x n]` with A packed in panels of
-//! [`MR`] rows (`a[(panel * k + kk) * MR + r]`), B and dst row-major. Each 12x32 block of dst
-//! is held in 24 zmm registers over the whole k loop. Without AVX-512 (checked at run time) or
+//! uses AVX-512 on nightly Rust). `dst[m x n] = A[m x k] * B[k x n]`, all row-major, with `m`
+//! padded to a multiple of [`MR`]. Each 12x32 block of dst is held in 24 zmm registers over the
+//! whole k loop; the 12 rows of A are read as 12 sequential streams (no packing needed). Without AVX-512 (checked at run time) or
 //! when `n` is not a multiple of 32 it falls back to the `gemm` crate.
 #![allow(unsafe_code)]
 
@@ -21,11 +21,11 @@ pub fn available() -> bool {
     }
 }
 
-/// `dst = A * B`; `a` packed (see module doc) with `m` padded up to a multiple of [`MR`]
-/// (padding rows may hold anything), `dst` has room for the padded rows.
-pub fn matmul_packed(a: &[f32], b: &[f32], dst: &mut [f32], m: usize, k: usize, n: usize) {
+/// `dst = A * B`; `a` holds `m` rows padded up to a multiple of [`MR`] (padding rows may hold
+/// anything), `dst` has room for the padded rows.
+pub fn matmul_padded(a: &[f32], b: &[f32], dst: &mut [f32], m: usize, k: usize, n: usize) {
     let panels = m.div_ceil(MR);
-    assert!(a.len() >= panels * MR * k, "packed A too short");
+    assert!(a.len() >= panels * MR * k, "A too short");
     assert!(b.len() >= k * n, "B too short");
     assert!(dst.len() >= panels * MR * n, "dst too short");
     #[cfg(target_arch = "x86_64")]
@@ -37,16 +37,8 @@ pub fn matmul_packed(a: &[f32], b: &[f32], dst: &mut [f32], m: usize, k: usize, 
             return;
         }
     }
-    // Portable path: unpack A row-major, then the gemm crate.
-    let mut rows = vec![0f32; panels * MR * k];
-    for p in 0..panels {
-        for kk in 0..k {
-            for r in 0..MR {
-                rows[(p * MR + r) * k + kk] = a[(p * k + kk) * MR + r];
-            }
-        }
-    }
-    let mrows = panels * MR;
+    // Portable path: the gemm crate.
+    let (rows, mrows) = (a, panels * MR);
     // SAFETY: `rows` is mrows x k, `b` is k x n, `dst` holds mrows x n (asserted above); row
     // strides k, n, n and unit column strides keep every access inside the slices.
     unsafe {
@@ -85,15 +77,14 @@ mod avx512 {
     pub unsafe fn matmul(a: &[f32], b: &[f32], dst: &mut [f32], panels: usize, k: usize, n: usize) {
         for j0 in (0..n).step_by(NR) {
             for p in 0..panels {
-                let ap = a.as_ptr().add(p * k * MR);
+                let ap = a.as_ptr().add(p * MR * k);
                 let bp = b.as_ptr().add(j0);
                 let mut acc = [[_mm512_setzero_ps(); 2]; MR];
                 for kk in 0..k {
                     let b0 = _mm512_loadu_ps(bp.add(kk * n));
                     let b1 = _mm512_loadu_ps(bp.add(kk * n + 16));
-                    let arow = ap.add(kk * MR);
                     for (r, row) in acc.iter_mut().enumerate() {
-                        let av = _mm512_set1_ps(*arow.add(r));
+                        let av = _mm512_set1_ps(*ap.add(r * k + kk));
                         row[0] = _mm512_fmadd_ps(av, b0, row[0]);
                         row[1] = _mm512_fmadd_ps(av, b1, row[1]);
                     }
@@ -113,7 +104,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packed_product_equals_naive() {
+    fn padded_product_equals_naive() {
         for (m, k, n) in [
             (1usize, 3usize, 32usize),
             (12, 64, 64),
@@ -125,14 +116,10 @@ mod tests {
             let b: Vec<f32> = (0..k * n)
                 .map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0)
                 .collect();
-            let mut packed = vec![0f32; panels * MR * k];
-            for i in 0..m {
-                for kk in 0..k {
-                    packed[((i / MR) * k + kk) * MR + i % MR] = a_rows[i * k + kk];
-                }
-            }
+            let mut padded = a_rows.clone();
+            padded.resize(panels * MR * k, 0.0);
             let mut dst = vec![0f32; panels * MR * n];
-            matmul_packed(&packed, &b, &mut dst, m, k, n);
+            matmul_padded(&padded, &b, &mut dst, m, k, n);
             for i in 0..m {
                 for j in 0..n {
                     let want: f32 = (0..k).map(|kk| a_rows[i * k + kk] * b[kk * n + j]).sum();

@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm512::{matmul_packed, MR};
+use super::gemm512::{matmul_padded, MR};
 
 /// Filter transform G (4x3).
 const G: [[f32; 3]; 4] = [
@@ -21,7 +21,7 @@ const G: [[f32; 3]; 4] = [
 ];
 
 /// Tiles per block (rounded to whole tile rows): large enough for efficient matrix products.
-const BLOCK_TILES: usize = 96;
+const BLOCK_TILES: usize = 192;
 
 /// One conv layer with its kernels pre-transformed: `u[k][ci][co]` for the 16 positions k.
 #[derive(Debug, Clone)]
@@ -66,141 +66,223 @@ impl WinogradConv {
 
     /// 3x3 convolution, padding 1, + bias + ReLU of one channel-last image `[h, w, c_in]`.
     pub fn forward(&self, input: &[f32], h: usize, w: usize) -> Vec<f32> {
-        let (c_in, c_out) = (self.c_in, self.c_out);
-        assert_eq!(input.len(), h * w * c_in);
+        assert_eq!(input.len(), h * w * self.c_in);
         let tiles_w = w.div_ceil(2);
         let tiles_h = h.div_ceil(2);
-        let rows_per_block = BLOCK_TILES.div_ceil(tiles_w).max(1);
-        let mut output = vec![0f32; h * w * c_out];
-        let out_rows_per_block = 2 * rows_per_block;
+        // Whole tile rows per block, and at least as many blocks as threads.
+        let rows_per_block = BLOCK_TILES
+            .div_ceil(tiles_w)
+            .min(tiles_h.div_ceil(rayon::current_num_threads()))
+            .max(1);
+        let mut output = vec![0f32; h * w * self.c_out];
+        let wide = super::gemm512::available();
         output
-            .par_chunks_mut(out_rows_per_block * w * c_out)
+            .par_chunks_mut(2 * rows_per_block * w * self.c_out)
             .enumerate()
             .for_each(|(b, out_block)| {
                 let ty0 = b * rows_per_block;
                 let ty1 = (ty0 + rows_per_block).min(tiles_h);
-                let tiles = (ty1 - ty0) * tiles_w;
-                // V is stored packed for the matrix kernel: per position k, panels of MR tiles,
-                // `v[k][panel][c][r]`; tiles are padded to whole panels (zeros).
-                let tiles_pad = tiles.div_ceil(MR) * MR;
-                let mut v = vec![0f32; 16 * tiles_pad * c_in];
-                let mut m = vec![0f32; 16 * tiles_pad * c_out];
-                let zeros = vec![0f32; c_in];
-                let mut bd = vec![0f32; 16 * c_in];
-                // Input transform V = B^T d B, vectorised over the channels of each pixel.
-                for ty in ty0..ty1 {
-                    for tx in 0..tiles_w {
-                        let t = (ty - ty0) * tiles_w + tx;
-                        let (y0, x0) = (2 * ty as isize - 1, 2 * tx as isize - 1);
-                        let px = |i: usize, j: usize| -> &[f32] {
-                            let (y, x) = (y0 + i as isize, x0 + j as isize);
-                            if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-                                &zeros
-                            } else {
-                                let o = (y as usize * w + x as usize) * c_in;
-                                &input[o..o + c_in]
-                            }
-                        };
-                        // Rows: bd[i][j] = (B^T d)[i][j].
-                        for j in 0..4 {
-                            let (d0, d1, d2, d3) = (px(0, j), px(1, j), px(2, j), px(3, j));
-                            let (r0, rest) = bd.split_at_mut(4 * c_in);
-                            let (r1, rest) = rest.split_at_mut(4 * c_in);
-                            let (r2, r3) = rest.split_at_mut(4 * c_in);
-                            let cols = j * c_in..(j + 1) * c_in;
-                            for (c, o) in r0[cols.clone()].iter_mut().enumerate() {
-                                *o = d0[c] - d2[c];
-                            }
-                            for (c, o) in r1[cols.clone()].iter_mut().enumerate() {
-                                *o = d1[c] + d2[c];
-                            }
-                            for (c, o) in r2[cols.clone()].iter_mut().enumerate() {
-                                *o = d2[c] - d1[c];
-                            }
-                            for (c, o) in r3[cols].iter_mut().enumerate() {
-                                *o = d1[c] - d3[c];
-                            }
-                        }
-                        // Columns: V[i][j] = (B^T d B)[i][j], written into the packed layout.
-                        let (panel, lane) = (t / MR, t % MR);
-                        for i in 0..4 {
-                            let row = &bd[i * 4 * c_in..(i + 1) * 4 * c_in];
-                            let (b0, b1, b2, b3) = (
-                                &row[..c_in],
-                                &row[c_in..2 * c_in],
-                                &row[2 * c_in..3 * c_in],
-                                &row[3 * c_in..],
-                            );
-                            let at =
-                                |j: usize| ((i * 4 + j) * tiles_pad + panel * MR) * c_in + lane;
-                            let (o0, o1, o2, o3) = (at(0), at(1), at(2), at(3));
-                            for c in 0..c_in {
-                                v[o0 + c * MR] = b0[c] - b2[c];
-                                v[o1 + c * MR] = b1[c] + b2[c];
-                                v[o2 + c * MR] = b2[c] - b1[c];
-                                v[o3 + c * MR] = b1[c] - b3[c];
-                            }
-                        }
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: AVX-512F was detected at run time.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        self.block_avx512(input, h, w, ty0, ty1, out_block);
                     }
+                    return;
                 }
-                for k in 0..16 {
-                    matmul_packed(
-                        &v[k * tiles_pad * c_in..(k + 1) * tiles_pad * c_in],
-                        &self.u[k * c_in * c_out..(k + 1) * c_in * c_out],
-                        &mut m[k * tiles_pad * c_out..(k + 1) * tiles_pad * c_out],
-                        tiles,
-                        c_in,
-                        c_out,
-                    );
-                }
-                // Output transform Y = A^T M A, + bias, ReLU, vectorised over output channels.
-                let mut am = vec![0f32; 8 * c_out];
-                for ty in ty0..ty1 {
-                    for tx in 0..tiles_w {
-                        let t = (ty - ty0) * tiles_w + tx;
-                        let mm = |i: usize, j: usize| -> &[f32] {
-                            let o = ((i * 4 + j) * tiles_pad + t) * c_out;
-                            &m[o..o + c_out]
-                        };
-                        for j in 0..4 {
-                            let (m0, m1, m2, m3) = (mm(0, j), mm(1, j), mm(2, j), mm(3, j));
-                            let (a0, a1) = am.split_at_mut(4 * c_out);
-                            for (c, o) in a0[j * c_out..(j + 1) * c_out].iter_mut().enumerate() {
-                                *o = m0[c] + m1[c] + m2[c];
-                            }
-                            for (c, o) in a1[j * c_out..(j + 1) * c_out].iter_mut().enumerate() {
-                                *o = m1[c] - m2[c] - m3[c];
-                            }
-                        }
-                        for i in 0..2 {
-                            let oy = 2 * ty + i;
-                            if oy >= h {
-                                continue;
-                            }
-                            let row = &am[i * 4 * c_out..(i + 1) * 4 * c_out];
-                            let (a0, a1, a2, a3) = (
-                                &row[..c_out],
-                                &row[c_out..2 * c_out],
-                                &row[2 * c_out..3 * c_out],
-                                &row[3 * c_out..],
-                            );
-                            let base = (oy - 2 * ty0) * w;
-                            let ox = 2 * tx;
-                            let o = (base + ox) * c_out;
-                            for (c, d) in out_block[o..o + c_out].iter_mut().enumerate() {
-                                *d = (a0[c] + a1[c] + a2[c] + self.bias[c]).max(0.0);
-                            }
-                            if ox + 1 < w {
-                                let o = (base + ox + 1) * c_out;
-                                for (c, d) in out_block[o..o + c_out].iter_mut().enumerate() {
-                                    *d = (a1[c] - a2[c] - a3[c] + self.bias[c]).max(0.0);
-                                }
-                            }
-                        }
-                    }
-                }
+                let _ = wide;
+                self.block(input, h, w, ty0, ty1, out_block);
             });
         output
+    }
+
+    /// [`Self::block`] compiled for AVX-512 (the transforms then handle 16 channels at once).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn block_avx512(
+        &self,
+        input: &[f32],
+        h: usize,
+        w: usize,
+        ty0: usize,
+        ty1: usize,
+        out_block: &mut [f32],
+    ) {
+        self.block(input, h, w, ty0, ty1, out_block);
+    }
+
+    /// Tile rows `ty0..ty1`: input transform, 16 matrix products, output transform into
+    /// `out_block` (the output rows of these tiles).
+    #[inline(always)]
+    fn block(
+        &self,
+        input: &[f32],
+        h: usize,
+        w: usize,
+        ty0: usize,
+        ty1: usize,
+        out_block: &mut [f32],
+    ) {
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        let tiles_w = w.div_ceil(2);
+        let tiles = (ty1 - ty0) * tiles_w;
+        // V[k][tile][c], tiles padded with zeros to whole panels of the matrix kernel.
+        let tiles_pad = tiles.div_ceil(MR) * MR;
+        // Per-thread scratch, reused across blocks and layers: fresh multi-megabyte buffers
+        // would cost a page fault per 4 KiB every time. Padding rows may hold stale values;
+        // their products are never read.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        // Taken out of the thread-local (not used inside a closure) so that this code stays
+        // compiled with the caller's target features.
+        let (mut v, mut m) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        if v.len() < 16 * tiles_pad * c_in {
+            v.resize(16 * tiles_pad * c_in, 0.0);
+        }
+        if m.len() < 16 * tiles_pad * c_out {
+            m.resize(16 * tiles_pad * c_out, 0.0);
+        }
+        self.transform_multiply(input, h, w, ty0, ty1, out_block, &mut v, &mut m, tiles_pad);
+        SCRATCH.with(|s| *s.borrow_mut() = (v, m));
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn transform_multiply(
+        &self,
+        input: &[f32],
+        h: usize,
+        w: usize,
+        ty0: usize,
+        ty1: usize,
+        out_block: &mut [f32],
+        v: &mut [f32],
+        m: &mut [f32],
+        tiles_pad: usize,
+    ) {
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        let tiles_w = w.div_ceil(2);
+        let tiles = (ty1 - ty0) * tiles_w;
+        let zeros = vec![0f32; c_in];
+        let mut bd = vec![0f32; 16 * c_in];
+        // Input transform V = B^T d B, vectorised over the channels of each pixel.
+        for ty in ty0..ty1 {
+            for tx in 0..tiles_w {
+                let t = (ty - ty0) * tiles_w + tx;
+                let (y0, x0) = (2 * ty as isize - 1, 2 * tx as isize - 1);
+                let px = |i: usize, j: usize| -> &[f32] {
+                    let (y, x) = (y0 + i as isize, x0 + j as isize);
+                    if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+                        &zeros
+                    } else {
+                        let o = (y as usize * w + x as usize) * c_in;
+                        &input[o..o + c_in]
+                    }
+                };
+                // Rows: bd[i][j] = (B^T d)[i][j].
+                for j in 0..4 {
+                    let (d0, d1, d2, d3) = (px(0, j), px(1, j), px(2, j), px(3, j));
+                    let (r0, rest) = bd.split_at_mut(4 * c_in);
+                    let (r1, rest) = rest.split_at_mut(4 * c_in);
+                    let (r2, r3) = rest.split_at_mut(4 * c_in);
+                    let cols = j * c_in..(j + 1) * c_in;
+                    for (c, o) in r0[cols.clone()].iter_mut().enumerate() {
+                        *o = d0[c] - d2[c];
+                    }
+                    for (c, o) in r1[cols.clone()].iter_mut().enumerate() {
+                        *o = d1[c] + d2[c];
+                    }
+                    for (c, o) in r2[cols.clone()].iter_mut().enumerate() {
+                        *o = d2[c] - d1[c];
+                    }
+                    for (c, o) in r3[cols].iter_mut().enumerate() {
+                        *o = d1[c] - d3[c];
+                    }
+                }
+                // Columns: V[i][j] = (B^T d B)[i][j].
+                for i in 0..4 {
+                    let row = &bd[i * 4 * c_in..(i + 1) * 4 * c_in];
+                    let (b0, b1, b2, b3) = (
+                        &row[..c_in],
+                        &row[c_in..2 * c_in],
+                        &row[2 * c_in..3 * c_in],
+                        &row[3 * c_in..],
+                    );
+                    let at = |j: usize| ((i * 4 + j) * tiles_pad + t) * c_in;
+                    let (o0, o1, o2, o3) = (at(0), at(1), at(2), at(3));
+                    for (d, (x, y)) in v[o0..o0 + c_in].iter_mut().zip(b0.iter().zip(b2)) {
+                        *d = x - y;
+                    }
+                    for (d, (x, y)) in v[o1..o1 + c_in].iter_mut().zip(b1.iter().zip(b2)) {
+                        *d = x + y;
+                    }
+                    for (d, (x, y)) in v[o2..o2 + c_in].iter_mut().zip(b2.iter().zip(b1)) {
+                        *d = x - y;
+                    }
+                    for (d, (x, y)) in v[o3..o3 + c_in].iter_mut().zip(b1.iter().zip(b3)) {
+                        *d = x - y;
+                    }
+                }
+            }
+        }
+        for k in 0..16 {
+            matmul_padded(
+                &v[k * tiles_pad * c_in..(k + 1) * tiles_pad * c_in],
+                &self.u[k * c_in * c_out..(k + 1) * c_in * c_out],
+                &mut m[k * tiles_pad * c_out..(k + 1) * tiles_pad * c_out],
+                tiles,
+                c_in,
+                c_out,
+            );
+        }
+        // Output transform Y = A^T M A, + bias, ReLU, vectorised over output channels.
+        let mut am = vec![0f32; 8 * c_out];
+        for ty in ty0..ty1 {
+            for tx in 0..tiles_w {
+                let t = (ty - ty0) * tiles_w + tx;
+                let mm = |i: usize, j: usize| -> &[f32] {
+                    let o = ((i * 4 + j) * tiles_pad + t) * c_out;
+                    &m[o..o + c_out]
+                };
+                for j in 0..4 {
+                    let (m0, m1, m2, m3) = (mm(0, j), mm(1, j), mm(2, j), mm(3, j));
+                    let (a0, a1) = am.split_at_mut(4 * c_out);
+                    for (c, o) in a0[j * c_out..(j + 1) * c_out].iter_mut().enumerate() {
+                        *o = m0[c] + m1[c] + m2[c];
+                    }
+                    for (c, o) in a1[j * c_out..(j + 1) * c_out].iter_mut().enumerate() {
+                        *o = m1[c] - m2[c] - m3[c];
+                    }
+                }
+                for i in 0..2 {
+                    let oy = 2 * ty + i;
+                    if oy >= h {
+                        continue;
+                    }
+                    let row = &am[i * 4 * c_out..(i + 1) * 4 * c_out];
+                    let (a0, a1, a2, a3) = (
+                        &row[..c_out],
+                        &row[c_out..2 * c_out],
+                        &row[2 * c_out..3 * c_out],
+                        &row[3 * c_out..],
+                    );
+                    let base = (oy - 2 * ty0) * w;
+                    let ox = 2 * tx;
+                    let o = (base + ox) * c_out;
+                    for (c, d) in out_block[o..o + c_out].iter_mut().enumerate() {
+                        *d = (a0[c] + a1[c] + a2[c] + self.bias[c]).max(0.0);
+                    }
+                    if ox + 1 < w {
+                        let o = (base + ox + 1) * c_out;
+                        for (c, d) in out_block[o..o + c_out].iter_mut().enumerate() {
+                            *d = (a1[c] - a2[c] - a3[c] + self.bias[c]).max(0.0);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
