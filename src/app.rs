@@ -52,6 +52,7 @@ pub enum View {
     Browse,
     Map,
     Contours,
+    Duplicates,
 }
 
 /// Where the demo library is generated.
@@ -126,6 +127,11 @@ pub struct MorphoApp {
     pub export_field: String,
     pub status: String,
     pub log: Vec<String>,
+    /// UI frames drawn while indexing, and the longest one (the UI thread's own work).
+    pub frames_while_busy: usize,
+    /// Identical / near-identical pairs of the open database.
+    pub duplicates: Vec<crate::engine::index::DuplicatePair>,
+    pub longest_busy_frame_ms: f64,
     show_log: bool,
 }
 
@@ -179,6 +185,9 @@ impl MorphoApp {
             path_field: String::new(),
             status: String::new(),
             log: Vec::new(),
+            frames_while_busy: 0,
+            duplicates: Vec::new(),
+            longest_busy_frame_ms: 0.0,
             show_log: false,
         };
         let first = match database {
@@ -330,8 +339,20 @@ impl MorphoApp {
                     index,
                     report,
                     index_path,
+                    elapsed_ms,
                 } => {
                     self.progress = None;
+                    if self.frames_while_busy > 0 {
+                        self.log.push(format!(
+                            "UI while the worker ran: {} frames, longest {:.1} ms",
+                            self.frames_while_busy, self.longest_busy_frame_ms
+                        ));
+                    }
+                    self.log.push(format!(
+                        "database ready {:.2} s after the request",
+                        elapsed_ms / 1e3
+                    ));
+                    self.duplicates = report.duplicates.clone();
                     self.settings.last_db = Some(index.db_dir.clone());
                     self.settings.last_table = index.table_path.clone();
                     let problems = report.problems.len();
@@ -536,6 +557,18 @@ impl MorphoApp {
 
     /// Draws the whole window.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let frame_start = Instant::now();
+        let was_busy = self.progress.is_some();
+        self.draw(ui);
+        if was_busy {
+            self.frames_while_busy += 1;
+            self.longest_busy_frame_ms = self
+                .longest_busy_frame_ms
+                .max(frame_start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+
+    fn draw(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         self.poll_worker(&ctx);
         let mut actions: Vec<Action> = self.handle_input(&ctx).into_iter().collect();
@@ -592,6 +625,7 @@ impl MorphoApp {
                 ui.selectable_value(&mut self.view, View::Results, "Results");
                 ui.selectable_value(&mut self.view, View::Browse, "Browse");
                 ui.selectable_value(&mut self.view, View::Map, "Map");
+                ui.selectable_value(&mut self.view, View::Duplicates, format!("Duplicates ({})", self.duplicates.len()));
                 if ui.selectable_value(&mut self.view, View::Contours, "Contours").clicked() {
                     actions.push(Action::Preview);
                 }
@@ -614,6 +648,7 @@ impl MorphoApp {
                 }
                 View::Browse => actions.extend(self.browse.browse_ui(ui, &index, &self.thumbs, self.selected, &mut missing)),
                 View::Map => actions.extend(self.map.map_ui(ui, &index, &self.map_coords, self.query_map, &self.thumbs, self.selected, &mut missing)),
+                View::Duplicates => actions.extend(crate::ui::duplicates::duplicates_ui(ui, &index, &self.duplicates, &self.thumbs, &mut missing)),
                 View::Contours => {
                     let textures = self.preview_textures.as_ref().filter(|_| self.preview_entry == self.selected);
                     actions.extend(preview::preview_ui(ui, &mut self.settings.contours, textures, self.preview_used));
@@ -881,17 +916,6 @@ impl MorphoApp {
             }
         });
         action
-    }
-
-    /// Duplicates of the open index (for the log / chemist's check).
-    pub fn duplicate_summary(&self) -> Option<String> {
-        let index = self.index.as_ref()?;
-        let d = index.duplicates(crate::engine::index::NEAR_DUPLICATE_THRESHOLD);
-        let exact = d.iter().filter(|p| p.exact).count();
-        Some(format!(
-            "{exact} identical and {} near-identical image pairs",
-            d.len() - exact
-        ))
     }
 
     /// Whether a search space is ready (used by tests).

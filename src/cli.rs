@@ -700,16 +700,7 @@ fn duplicates_command(index: &Index, threshold: f32, json: bool) {
     let pairs = index.duplicates(threshold);
     for d in &pairs {
         let (a, b) = (&index.entries[d.a], &index.entries[d.b]);
-        let differing: Vec<(String, String, String)> = index
-            .columns
-            .iter()
-            .enumerate()
-            .filter_map(|(c, name)| {
-                let va = index.params[d.a].get(c).map_or("", |v| v.text.as_str());
-                let vb = index.params[d.b].get(c).map_or("", |v| v.text.as_str());
-                (va != vb).then(|| (name.clone(), va.to_string(), vb.to_string()))
-            })
-            .collect();
+        let differing = index.differing_params(d.a, d.b);
         if json {
             let diff: Vec<Value> = differing
                 .iter()

@@ -86,6 +86,8 @@ pub enum Event {
         index: Arc<Index>,
         report: IndexReport,
         index_path: PathBuf,
+        /// Time from the open request to a usable index (model load included).
+        elapsed_ms: f64,
     },
     QueryImage {
         label: String,
@@ -380,6 +382,7 @@ impl Worker {
     }
 
     fn build(&mut self, job: IndexJob) -> Result<(), Error> {
+        let start = std::time::Instant::now();
         self.cancel.store(false, Ordering::SeqCst);
         self.engine()?;
         let engine = self
@@ -409,6 +412,7 @@ impl Worker {
             index,
             report,
             index_path: job.index_path,
+            elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
         });
         Ok(())
     }

@@ -225,7 +225,7 @@ fn reindexing_is_incremental() {
 fn ctrl_c_during_indexing_then_rerun_completes() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("db");
-    common::write_particles(&db, 24);
+    common::write_particles(&db, 120);
     let index_path = tmp.path().join("i.msidx");
     let child = bin()
         .arg("index")
@@ -238,7 +238,7 @@ fn ctrl_c_during_indexing_then_rerun_completes() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(std::time::Duration::from_secs(6));
+    std::thread::sleep(std::time::Duration::from_secs(4));
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -248,7 +248,7 @@ fn ctrl_c_during_indexing_then_rerun_completes() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("run the same command again"), "{stderr}");
     let partial = Index::load(&index_path).expect("the saved partial index is valid");
-    assert!(partial.len() < 24);
+    assert!(partial.len() < 120);
     let out = bin()
         .arg("index")
         .arg(&db)
@@ -268,7 +268,7 @@ fn ctrl_c_during_indexing_then_rerun_completes() {
         stdout.contains(&format!("{} unchanged", partial.len())),
         "{stdout}"
     );
-    assert_eq!(Index::load(&index_path).expect("complete").len(), 24);
+    assert_eq!(Index::load(&index_path).expect("complete").len(), 120);
 }
 
 #[test]

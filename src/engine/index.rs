@@ -286,6 +286,22 @@ impl Index {
         self.params.get(i)?.get(c)
     }
 
+    /// Parameters (name, value of `a`, value of `b`) whose text differs between two entries.
+    pub fn differing_params(&self, a: usize, b: usize) -> Vec<(String, String, String)> {
+        let text = |e: usize, c: usize| {
+            self.params
+                .get(e)
+                .and_then(|p| p.get(c))
+                .map_or("", |v| v.text.as_str())
+        };
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|&(c, _)| text(a, c) != text(b, c))
+            .map(|(c, name)| (name.clone(), text(a, c).to_string(), text(b, c).to_string()))
+            .collect()
+    }
+
     /// Pairs of identical images (same pixels) and near-identical ones (image similarity at
     /// least `threshold`), exact ones first.
     pub fn duplicates(&self, threshold: f32) -> Vec<DuplicatePair> {

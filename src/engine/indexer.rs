@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use super::database::{absolute, read_table, scan_images, ParamValue};
 use super::error::{Error, Result};
 use super::features::{describe, describe_pooled, FeatureConfig, BATCH_SIZE};
-use super::index::{Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD};
+use super::index::{DuplicatePair, Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD};
 use super::preprocess::{load_image, pixel_hash, prepare, Prepared};
 use super::sketch::{drawing_input, drawing_of_image, SketchConfig};
 use super::vgg::Vgg16;
@@ -45,6 +45,8 @@ pub struct IndexReport {
     pub images_without_row: Vec<String>,
     pub exact_duplicate_pairs: usize,
     pub near_duplicate_pairs: usize,
+    /// The pairs themselves (identical first).
+    pub duplicates: Vec<DuplicatePair>,
 }
 
 /// Save a checkpoint at most this often while describing.
@@ -304,6 +306,7 @@ pub fn build_index(
     let dups = index.duplicates(NEAR_DUPLICATE_THRESHOLD);
     report.exact_duplicate_pairs = dups.iter().filter(|d| d.exact).count();
     report.near_duplicate_pairs = dups.len() - report.exact_duplicate_pairs;
+    report.duplicates = dups;
     Ok((index, report))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod canvas;
+pub mod duplicates;
 pub mod map;
 pub mod preview;
 pub mod results;
