@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
-use super::winograd::{max_pool_2x2, WinogradConv};
+use super::winograd::{max_pool_2x2_into, WinogradConv};
 
 /// timm indices of the 13 conv layers inside `features`.
 pub const CONV_INDICES: [usize; 13] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
@@ -344,24 +344,34 @@ impl Vgg16 {
             )));
         }
         let nhwc: Vec<f32> = input.permute((0, 2, 3, 1))?.flatten_all()?.to_vec1()?;
+        // Ping-pong activation buffers kept per thread between calls: the first layers' maps
+        // are 13 MB each, and fresh allocations would page-fault on every image.
+        thread_local! {
+            static BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        let (mut a, mut b) = BUFFERS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
         let mut out = Vec::new();
         let (mut h, mut w, mut channels) = (h0, w0, 3);
         for image in nhwc.chunks_exact(h0 * w0 * 3) {
-            let mut x = image.to_vec();
+            a.clear();
+            a.extend_from_slice(image);
             (h, w) = (h0, w0);
             for (layer, idx) in layers.iter().zip(CONV_INDICES) {
-                x = layer.forward(&x, h, w);
+                layer.forward_into(&a, h, w, &mut b);
+                std::mem::swap(&mut a, &mut b);
                 channels = layer.c_out;
                 if idx == last {
                     break;
                 }
                 if POOL_AFTER.contains(&idx) {
-                    x = max_pool_2x2(&x, h, w, layer.c_out);
+                    max_pool_2x2_into(&a, h, w, layer.c_out, &mut b);
+                    std::mem::swap(&mut a, &mut b);
                     (h, w) = (h / 2, w / 2);
                 }
             }
-            out.extend(x);
+            out.extend_from_slice(&a);
         }
+        BUFFERS.with(|cell| *cell.borrow_mut() = (a, b));
         Ok(Tensor::from_vec(out, (n, h, w, channels), &self.device)?
             .permute((0, 3, 1, 2))?
             .contiguous()?)

@@ -66,6 +66,14 @@ impl WinogradConv {
 
     /// 3x3 convolution, padding 1, + bias + ReLU of one channel-last image `[h, w, c_in]`.
     pub fn forward(&self, input: &[f32], h: usize, w: usize) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.forward_into(input, h, w, &mut out);
+        out
+    }
+
+    /// [`Self::forward`] into a reused buffer (every element is overwritten, so a buffer that
+    /// was large enough before is only shortened: no reallocation, no page faults, no memset).
+    pub fn forward_into(&self, input: &[f32], h: usize, w: usize, output: &mut Vec<f32>) {
         assert_eq!(input.len(), h * w * self.c_in);
         let tiles_w = w.div_ceil(2);
         let tiles_h = h.div_ceil(2);
@@ -74,7 +82,7 @@ impl WinogradConv {
             .div_ceil(tiles_w)
             .min(tiles_h.div_ceil(rayon::current_num_threads()))
             .max(1);
-        let mut output = vec![0f32; h * w * self.c_out];
+        set_len(output, h * w * self.c_out);
         let wide = super::gemm512::available();
         output
             .par_chunks_mut(2 * rows_per_block * w * self.c_out)
@@ -94,7 +102,6 @@ impl WinogradConv {
                 let _ = wide;
                 self.block(input, h, w, ty0, ty1, out_block);
             });
-        output
     }
 
     /// [`Self::block`] compiled for AVX-512 (the transforms then handle 16 channels at once).
@@ -288,8 +295,24 @@ impl WinogradConv {
 
 /// 2x2 max-pool, stride 2, of a channel-last image.
 pub fn max_pool_2x2(input: &[f32], h: usize, w: usize, c: usize) -> Vec<f32> {
+    let mut out = Vec::new();
+    max_pool_2x2_into(input, h, w, c, &mut out);
+    out
+}
+
+/// Shortens or grows `v` to `n` elements, keeping its allocation (callers overwrite all).
+fn set_len(v: &mut Vec<f32>, n: usize) {
+    if v.len() >= n {
+        v.truncate(n);
+    } else {
+        v.resize(n, 0.0);
+    }
+}
+
+/// [`max_pool_2x2`] into a reused buffer.
+pub fn max_pool_2x2_into(input: &[f32], h: usize, w: usize, c: usize, out: &mut Vec<f32>) {
     let (oh, ow) = (h / 2, w / 2);
-    let mut out = vec![0f32; oh * ow * c];
+    set_len(out, oh * ow * c);
     out.par_chunks_mut(ow * c).enumerate().for_each(|(y, row)| {
         for x in 0..ow {
             for ch in 0..c {
@@ -298,7 +321,6 @@ pub fn max_pool_2x2(input: &[f32], h: usize, w: usize, c: usize) -> Vec<f32> {
             }
         }
     });
-    out
 }
 
 #[cfg(test)]
