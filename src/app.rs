@@ -357,8 +357,9 @@ impl MorphoApp {
                     self.settings.last_table = index.table_path.clone();
                     let problems = report.problems.len();
                     self.info(format!(
-                        "{} images ready ({} described, {} unchanged){}",
+                        "{} images ready in {:.2} s ({} described, {} unchanged){}",
                         index.len(),
+                        elapsed_ms / 1e3,
                         report.described,
                         report.reused,
                         if problems > 0 {
