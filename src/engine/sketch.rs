@@ -216,13 +216,25 @@ pub fn pseudo_micrograph(drawing: &GrayImage) -> GrayImage {
             stack.push((x, y + 1));
         }
     }
+    // Inside pixels brighten with depth into the particle (a dome, as SEM shows round ones).
+    let boundary = GrayImage::from_fn(w, h, |x, y| {
+        Luma([if line(x, y) || outside[(y * w + x) as usize] {
+            255
+        } else {
+            0
+        }])
+    });
+    let depth = imageproc::distance_transform::distance_transform(
+        &boundary,
+        imageproc::distance_transform::Norm::L2,
+    );
     let img = GrayImage::from_fn(w, h, |x, y| {
         Luma([if line(x, y) {
             225
         } else if outside[(y * w + x) as usize] {
             40
         } else {
-            170
+            (130.0 + 90.0 * (f32::from(depth.get_pixel(x, y)[0]) / 8.0).min(1.0)) as u8
         }])
     });
     imageproc::filter::gaussian_blur_f32(&img, 1.0)

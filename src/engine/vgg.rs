@@ -585,6 +585,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn missing_or_foreign_weights_file_says_what_is_expected() {
+        let err = Vgg16::load(Path::new("/nonexistent/vgg.safetensors"), &Device::Cpu)
+            .err()
+            .expect("missing");
+        assert!(
+            err.to_string().contains("does not exist")
+                && err.to_string().contains("weights/README.md"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let junk = dir.path().join("junk.safetensors");
+        std::fs::write(&junk, b"not a safetensors file").expect("write");
+        let err = Vgg16::load(&junk, &Device::Cpu).err().expect("junk");
+        assert!(
+            err.to_string().contains("not a readable safetensors file"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn missing_tensor_is_a_clear_error() {
         let mut t = random_tensors(false);
         t.remove("features.12.weight");
