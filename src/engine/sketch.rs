@@ -182,8 +182,9 @@ pub fn rasterise_strokes(strokes: &[Stroke], config: &SketchConfig) -> Result<Gr
 }
 
 /// A drawing turned into a pseudo-micrograph for comparison with real ones: regions enclosed by
-/// lines become bright particles, the lines brighter still (the SEM edge effect), the outside a
-/// dark background, slightly blurred.
+/// lines become bright particles shaded brighter with depth (domes, as SEM shows round ones),
+/// the lines brighter still (the SEM edge effect), the outside a dark background, slightly
+/// blurred.
 pub fn pseudo_micrograph(drawing: &GrayImage) -> GrayImage {
     let (w, h) = drawing.dimensions();
     let line = |x: u32, y: u32| drawing.get_pixel(x, y)[0] < 128;
