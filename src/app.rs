@@ -611,7 +611,7 @@ impl MorphoApp {
                                     ui,
                                     &index,
                                     sel,
-                                    score,
+                                    score.map(|s| (s, self.hits_are_sketch)),
                                     &self.thumbs,
                                     &mut missing,
                                 ));

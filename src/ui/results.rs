@@ -147,12 +147,12 @@ pub fn summary_ui(ui: &mut egui::Ui, index: &Index, hits: &[Hit]) {
     });
 }
 
-/// Details of one sample.
+/// Details of one sample; `score` is (value, from a sketch query).
 pub fn detail_ui(
     ui: &mut egui::Ui,
     index: &Index,
     entry: usize,
-    score: Option<f32>,
+    score: Option<(f32, bool)>,
     thumbs: &Thumbnails,
     missing: &mut Vec<usize>,
 ) -> Option<Action> {
@@ -173,7 +173,11 @@ pub fn detail_ui(
         }
     ));
     if let Some(s) = score {
-        ui.label(format!("Similarity {s:.3}"));
+        match s {
+            (s, false) => ui.label(format!("Similarity {s:.3} (cosine)")),
+            (s, true) => ui.label(format!("Sketch match {s:.2}"))
+                .on_hover_text("Blend of the contour and image similarities, each in standard deviations above the database average"),
+        };
     }
     match thumbs.get(&entry) {
         Some(t) => {
