@@ -92,7 +92,7 @@ pub fn parse_value(text: &str) -> ParamValue {
     }
     let tokens: Vec<&str> = t.split_whitespace().collect();
     // Durations: (number unit)+, all units of time.
-    if tokens.len() >= 2 && tokens.len() % 2 == 0 {
+    if tokens.len() >= 2 && tokens.len().is_multiple_of(2) {
         let mut total = 0.0;
         let all_time =
             tokens.chunks(2).all(

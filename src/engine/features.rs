@@ -14,22 +14,12 @@ use super::vgg::{Vgg16, CONV5_CHANNELS};
 pub const BATCH_SIZE: usize = 4;
 
 /// How raw descriptors are computed (recorded in the index).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct FeatureConfig {
     pub pooling: Pooling,
     /// Average the descriptor of the image with those of its horizontal and vertical mirror.
     pub flips: bool,
     pub preprocess: Preprocess,
-}
-
-impl Default for FeatureConfig {
-    fn default() -> Self {
-        Self {
-            pooling: Pooling::default(),
-            flips: false,
-            preprocess: Preprocess::default(),
-        }
-    }
 }
 
 /// Mirror of a channel-major square image: `horizontal` flips left-right, else top-bottom.
@@ -121,20 +111,6 @@ pub fn describe(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mirror_twice_is_identity() {
-        let chw: Vec<f32> = (0..3 * 5 * 5).map(|v| v as f32).collect();
-        for horizontal in [true, false] {
-            assert_eq!(mirrored(&mirrored(&chw, 5, horizontal), 5, horizontal), chw);
-        }
-        assert_ne!(mirrored(&chw, 5, true), chw);
-    }
-}
-
 /// Descriptors of one batch of same-size images under several poolings from a single forward
 /// pass (no flips): `out[p][i]` is image i pooled with `poolings[p]`, each a unit vector.
 pub fn describe_pooled(
@@ -168,4 +144,18 @@ pub fn describe_pooled(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_twice_is_identity() {
+        let chw: Vec<f32> = (0..3 * 5 * 5).map(|v| v as f32).collect();
+        for horizontal in [true, false] {
+            assert_eq!(mirrored(&mirrored(&chw, 5, horizontal), 5, horizontal), chw);
+        }
+        assert_ne!(mirrored(&chw, 5, true), chw);
+    }
 }

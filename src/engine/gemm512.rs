@@ -30,7 +30,7 @@ pub fn matmul_padded(a: &[f32], b: &[f32], dst: &mut [f32], m: usize, k: usize, 
     assert!(dst.len() >= panels * MR * n, "dst too short");
     #[cfg(target_arch = "x86_64")]
     {
-        if n % NR == 0 && available() {
+        if n.is_multiple_of(NR) && available() {
             // SAFETY: AVX-512F is present (checked above) and the asserts bound every access
             // the kernel makes (see `kernel`).
             unsafe { avx512::matmul(a, b, dst, panels, k, n) };

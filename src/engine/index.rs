@@ -111,11 +111,7 @@ impl SearchSpace {
 
     /// Number of stored vectors.
     pub fn len(&self) -> usize {
-        if self.dims == 0 {
-            0
-        } else {
-            self.vectors.len() / self.dims
-        }
+        self.vectors.len().checked_div(self.dims).unwrap_or(0)
     }
 
     /// Whether no vectors are stored.

@@ -162,6 +162,9 @@ pub fn read_initializers(bytes: &[u8]) -> Result<BTreeMap<String, OnnxTensor>> {
     Ok(out)
 }
 
+/// A tensor ready to be written: name, shape, row-major data.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Keras layer names of VGG16's 13 conv layers, in network order.
 const KERAS_CONV_NAMES: [&str; 13] = [
     "block1_conv1",
@@ -211,9 +214,7 @@ fn find<'a>(
 
 /// The 13 conv layers of the Keras VGG16 in `tensors`, renamed to timm's `features.N.*`, with
 /// layer 1's input channels flipped from Keras' BGR to RGB. Refuses anything else.
-pub fn vgg16_conv_from_keras(
-    tensors: &BTreeMap<String, OnnxTensor>,
-) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+pub fn vgg16_conv_from_keras(tensors: &BTreeMap<String, OnnxTensor>) -> Result<Vec<NamedTensor>> {
     let mut out = Vec::new();
     for (i, keras) in KERAS_CONV_NAMES.iter().enumerate() {
         let (c_in, c_out) = CONV_CHANNELS[i];

@@ -68,7 +68,12 @@ pub fn stamp(tool: Tool, c: [f32; 2], p: [f32; 2]) -> Vec<[f32; 2]> {
             (-1.0, -1.0),
         ]
         .iter()
-        .map(|&(u, v)| at(u * r * 0.7071, v * r * 0.7071))
+        .map(|&(u, v)| {
+            at(
+                u * r * std::f32::consts::FRAC_1_SQRT_2,
+                v * r * std::f32::consts::FRAC_1_SQRT_2,
+            )
+        })
         .collect(),
         Tool::Rod => {
             let w = r * 0.2;

@@ -157,9 +157,7 @@ pub fn detail_ui(
     missing: &mut Vec<usize>,
 ) -> Option<Action> {
     let mut action = None;
-    let Some(e) = index.entries.get(entry) else {
-        return None;
-    };
+    let e = index.entries.get(entry)?;
     ui.heading(e.path.rsplit('/').next().unwrap_or(&e.path));
     ui.label(format!(
         "{}  ({} × {} px{})",
