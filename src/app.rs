@@ -16,8 +16,8 @@ use crate::engine::sketch::SketchConfig;
 use crate::ui::browser::BrowseState;
 use crate::ui::canvas::CanvasState;
 use crate::ui::map::MapState;
-use crate::ui::{gray_texture, preview, results, texture, Action, Thumbnails};
-use crate::worker::{spawn, Crop, Event, Job, QuerySource, WorkerHandle};
+use crate::ui::{gray_texture, preview, results, texture, Action, Thumbnails, THUMBNAIL_CAPACITY};
+use crate::worker::{spawn, Crop, Event, Job, QuerySource, ThumbnailRequest, WorkerHandle};
 
 /// Number of images in the built-in demo library.
 pub const DEMO_IMAGES: usize = 96;
@@ -111,7 +111,11 @@ pub struct MorphoApp {
     pub canvas: CanvasState,
     sketch_due: Option<Instant>,
     thumbs: Thumbnails,
-    requested: HashSet<usize>,
+    /// Bumped when another index opens; thumbnails of an older one are ignored.
+    thumb_generation: u64,
+    /// The entries last asked of the thumbnail loader, and those it could not read.
+    thumb_asked: Vec<usize>,
+    thumb_failed: HashSet<usize>,
     pub preview_entry: Option<usize>,
     preview_textures: Option<[egui::TextureHandle; 4]>,
     pub preview_used: Option<(f32, f32)>,
@@ -172,8 +176,10 @@ impl MorphoApp {
             sketch_texture: None,
             canvas: CanvasState::default(),
             sketch_due: None,
-            thumbs: Thumbnails::new(),
-            requested: HashSet::new(),
+            thumbs: Thumbnails::new(THUMBNAIL_CAPACITY),
+            thumb_generation: 0,
+            thumb_asked: Vec::new(),
+            thumb_failed: HashSet::new(),
             preview_entry: None,
             preview_textures: None,
             preview_used: None,
@@ -384,7 +390,9 @@ impl MorphoApp {
                             index.entries.iter().map(|e| p.map_2d(&e.raw)).collect()
                         });
                     self.thumbs.clear();
-                    self.requested.clear();
+                    self.thumb_generation += 1;
+                    self.thumb_asked.clear();
+                    self.thumb_failed.clear();
                     self.hits.clear();
                     self.selected = None;
                     self.index = Some(index);
@@ -413,9 +421,22 @@ impl MorphoApp {
                     }
                     self.status = format!("{} results in {:.0} ms", self.hits.len(), elapsed_ms);
                 }
-                Event::Thumbnail { entry, image } => {
-                    self.thumbs
-                        .insert(entry, texture(ctx, &format!("thumb{entry}"), &image));
+                Event::Thumbnail {
+                    generation,
+                    entry,
+                    image,
+                } => {
+                    if generation == self.thumb_generation {
+                        match image {
+                            Ok(image) => self
+                                .thumbs
+                                .insert(entry, texture(ctx, &format!("thumb{entry}"), &image)),
+                            Err(e) => {
+                                self.thumb_failed.insert(entry);
+                                self.log.push(format!("thumbnail: {e}"));
+                            }
+                        }
+                    }
                     continue;
                 }
                 Event::Preview { entry, steps } => {
@@ -487,14 +508,37 @@ impl MorphoApp {
         Ok(rows.len())
     }
 
+    /// Asks the loader for the thumbnails drawn this frame but not uploaded (replacing what
+    /// it still had queued), when that set changed since the last frame.
     fn request_thumbnails(&mut self, missing: Vec<usize>) {
-        let new: Vec<usize> = missing
+        let mut seen = HashSet::new();
+        let wanted: Vec<usize> = missing
             .into_iter()
-            .filter(|e| self.requested.insert(*e))
+            .filter(|e| !self.thumb_failed.contains(e) && seen.insert(*e))
             .collect();
-        if !new.is_empty() {
-            self.send(Job::Thumbnails(new));
+        if wanted == self.thumb_asked {
+            return;
         }
+        if let Some(index) = &self.index {
+            let requests = wanted
+                .iter()
+                .filter_map(|&entry| {
+                    index.entries.get(entry).map(|e| ThumbnailRequest {
+                        entry,
+                        path: index.db_dir.join(&e.path),
+                    })
+                })
+                .collect();
+            self.worker
+                .thumbnails
+                .request(self.thumb_generation, requests);
+        }
+        self.thumb_asked = wanted;
+    }
+
+    /// Thumbnails uploaded now (bounded by [`THUMBNAIL_CAPACITY`]).
+    pub fn thumbnail_count(&self) -> usize {
+        self.thumbs.len()
     }
 
     fn handle_input(&mut self, ctx: &egui::Context) -> Option<Action> {
@@ -657,6 +701,7 @@ impl MorphoApp {
             }
         });
         self.request_thumbnails(missing);
+        self.thumbs.end_frame();
         for a in actions {
             self.apply(a);
         }

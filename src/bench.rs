@@ -14,6 +14,9 @@ use crate::engine::pooling::{l2_normalise, pool, Pooling};
 use crate::engine::preprocess::{load_image, prepare, Preprocess};
 use crate::engine::sketch::{rasterise_strokes, SketchConfig, Stroke};
 use crate::engine::Engine;
+use crate::ui::browser::BrowseState;
+use crate::ui::{Thumbnails, THUMBNAIL_CAPACITY};
+use crate::worker::THUMB_SIZE;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -78,6 +81,109 @@ fn synthetic_index(n: usize, weights_sha256: &str, db_dir: &Path, rng: &mut Rng)
     }
     index.refit();
     index
+}
+
+/// Gives every entry a synthesis record of `columns` parameters, numbers and words, as a
+/// chemist's table would.
+fn with_table(index: &mut Index, columns: usize, rng: &mut Rng) {
+    use crate::engine::database::ParamValue;
+    index.columns = (0..columns).map(|c| format!("param_{c}")).collect();
+    let words = ["PSS", "PAA", "none", "CTAB", "water", "ethanol"];
+    for params in &mut index.params {
+        *params = (0..columns)
+            .map(|c| {
+                let x = rng.next_f32();
+                if c % 3 == 0 {
+                    let w = words[(x * words.len() as f32) as usize % words.len()];
+                    ParamValue {
+                        text: w.to_string(),
+                        number: None,
+                        unit: None,
+                    }
+                } else {
+                    ParamValue {
+                        text: format!("{:.3}", x * 100.0),
+                        number: Some(f64::from(x) * 100.0),
+                        unit: None,
+                    }
+                }
+            })
+            .collect();
+    }
+}
+
+/// What [`browse_frames`] measured.
+struct BrowseFigures {
+    median_ms: f64,
+    longest_ms: f64,
+    frames: usize,
+    uploaded: usize,
+    most_held: usize,
+}
+
+/// The UI thread's work for the Browse view over `index` in a 1400x900 window: egui layout and
+/// tessellation (the GPU's drawing is not included), scrolling from top to bottom 700 points a
+/// frame with each thumbnail uploaded (160 px texture) the frame after it first shows, as the
+/// loader thread delivers them. Every frame is timed; the first (fonts, layout caches) is not
+/// counted.
+fn browse_frames(index: &Index) -> BrowseFigures {
+    let ctx = egui::Context::default();
+    ctx.all_styles_mut(|s| s.scroll_animation = egui::style::ScrollAnimation::none());
+    let side = THUMB_SIZE as usize;
+    let tile = egui::ColorImage::new([side, side], vec![egui::Color32::GRAY; side * side]);
+    let mut browse = BrowseState::default();
+    let mut thumbs = Thumbnails::new(THUMBNAIL_CAPACITY);
+    let mut missing: Vec<usize> = Vec::new();
+    let mut times = Vec::new();
+    let (mut uploaded, mut most_held) = (0, 0);
+    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1400.0, 900.0));
+    // 10,000 tiles 11 to a row are 910 rows of 140 points: 182 frames of 700 points.
+    let frames = index.len().div_ceil(11) * 140 / 700 + 20;
+    for frame in 0..=frames {
+        let start = Instant::now();
+        for e in missing.drain(..) {
+            if !thumbs.contains(e) {
+                let t = ctx.load_texture(format!("t{e}"), tile.clone(), Default::default());
+                thumbs.insert(e, t);
+                uploaded += 1;
+            }
+        }
+        let mut input = egui::RawInput {
+            screen_rect: Some(screen),
+            ..Default::default()
+        };
+        input
+            .events
+            .push(egui::Event::PointerMoved(egui::pos2(700.0, 500.0)));
+        if frame > 0 {
+            input.events.push(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, -700.0),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Wheel,
+                modifiers: egui::Modifiers::NONE,
+            });
+        }
+        let output = ctx.run_ui(input, |ui| {
+            egui::CentralPanel::default().show(ui, |ui| {
+                browse.browse_ui(ui, index, &thumbs, None, &mut missing);
+            });
+        });
+        std::hint::black_box(ctx.tessellate(output.shapes, output.pixels_per_point));
+        thumbs.end_frame();
+        most_held = most_held.max(thumbs.len());
+        if frame > 0 {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let longest_ms = times.iter().copied().fold(0.0, f64::max);
+    BrowseFigures {
+        frames: times.len(),
+        median_ms: median(times),
+        longest_ms,
+        uploaded,
+        most_held,
+    }
 }
 
 /// All figures, as (key, value, unit, description).
@@ -190,7 +296,20 @@ pub fn run(
     });
     out.insert("sketch_query_ms".into(), json!(sketch * 1e3));
 
-    let index_10k = synthetic_index(10_000, vgg.weights_sha256(), &db, &mut rng);
+    let mut index_10k = synthetic_index(10_000, vgg.weights_sha256(), &db, &mut rng);
+    with_table(&mut index_10k, 12, &mut rng);
+    let browse = browse_frames(&index_10k);
+    out.insert("browse_10k_frame_ms".into(), json!(browse.median_ms));
+    out.insert(
+        "browse_10k_longest_frame_ms".into(),
+        json!(browse.longest_ms),
+    );
+    out.insert("browse_10k_frames".into(), json!(browse.frames));
+    out.insert("browse_10k_tiles_uploaded".into(), json!(browse.uploaded));
+    out.insert(
+        "browse_10k_most_thumbnails_held".into(),
+        json!(browse.most_held),
+    );
     let path_10k = tmp.path().join("10k.msidx");
     index_10k.save(&path_10k)?;
     drop(index_10k);

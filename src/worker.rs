@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, Sender, SyncSender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use image::{DynamicImage, GrayImage, RgbaImage};
 
@@ -63,8 +63,6 @@ pub enum Job {
     Research { crop: Option<Crop>, k: usize },
     /// Search with canvas strokes.
     SearchSketch { strokes: Vec<Stroke>, k: usize },
-    /// Decode thumbnails of these entries.
-    Thumbnails(Vec<usize>),
     /// The contour pipeline's four steps for one entry (latest request wins).
     Preview {
         entry: usize,
@@ -100,9 +98,12 @@ pub enum Event {
         drawing: Option<GrayImage>,
         query_map: Option<[f32; 2]>,
     },
+    /// A thumbnail from the loader thread, or why it could not be made. `generation` is the
+    /// one of its request: results for an index that is no longer open are ignored.
     Thumbnail {
+        generation: u64,
         entry: usize,
-        image: RgbaImage,
+        image: Result<RgbaImage, String>,
     },
     Preview {
         entry: usize,
@@ -112,22 +113,107 @@ pub enum Event {
     Error(String),
 }
 
-/// Handle the UI keeps: send jobs, receive events, cancel long work.
+/// Handle the UI keeps: send jobs, receive events, cancel long work, ask for thumbnails.
 pub struct WorkerHandle {
     pub jobs: SyncSender<Job>,
     pub events: Receiver<Event>,
     pub cancel: Arc<AtomicBool>,
+    pub thumbnails: ThumbnailLoader,
+}
+
+/// One thumbnail to make: the entry and its image file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThumbnailRequest {
+    pub entry: usize,
+    pub path: PathBuf,
+}
+
+#[derive(Default)]
+struct ThumbnailQueue {
+    generation: u64,
+    pending: Vec<ThumbnailRequest>,
+    closed: bool,
+}
+
+/// Thumbnails are decoded on a thread of their own, so scrolling never waits behind a search
+/// or indexing, and only for what is on screen: each request replaces what is still queued
+/// (latest wins), so after a fast scroll through 10,000 images the loader works on the rows
+/// in view, not on the thousands that flew past.
+pub struct ThumbnailLoader {
+    queue: Arc<(Mutex<ThumbnailQueue>, Condvar)>,
+}
+
+impl ThumbnailLoader {
+    fn spawn(events: Sender<Event>, repaint: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
+        let queue = Arc::new((Mutex::new(ThumbnailQueue::default()), Condvar::new()));
+        let shared = queue.clone();
+        std::thread::Builder::new()
+            .name("morphosearch-thumbnails".into())
+            .spawn(move || loop {
+                let (generation, request) = {
+                    let (lock, ready) = &*shared;
+                    let Ok(mut q) = lock.lock() else { return };
+                    while q.pending.is_empty() && !q.closed {
+                        q = match ready.wait(q) {
+                            Ok(q) => q,
+                            Err(_) => return,
+                        };
+                    }
+                    if q.closed {
+                        return;
+                    }
+                    (q.generation, q.pending.remove(0))
+                };
+                let image = load_image(&request.path)
+                    .map(|img| img.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgba8())
+                    .map_err(|e| e.to_string());
+                if events
+                    .send(Event::Thumbnail {
+                        generation,
+                        entry: request.entry,
+                        image,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                repaint();
+            })?;
+        Ok(Self { queue })
+    }
+
+    /// Replaces the queue with `requests`, in order (what is on screen now).
+    pub fn request(&self, generation: u64, requests: Vec<ThumbnailRequest>) {
+        let (lock, ready) = &*self.queue;
+        if let Ok(mut q) = lock.lock() {
+            q.generation = generation;
+            q.pending = requests;
+            ready.notify_one();
+        }
+    }
+}
+
+impl Drop for ThumbnailLoader {
+    fn drop(&mut self) {
+        let (lock, ready) = &*self.queue;
+        if let Ok(mut q) = lock.lock() {
+            q.closed = true;
+            ready.notify_one();
+        }
+    }
 }
 
 /// Starts the worker thread. `repaint` is called after every event.
 pub fn spawn(
     weights: Option<PathBuf>,
-    repaint: impl Fn() + Send + 'static,
+    repaint: impl Fn() + Send + Sync + 'static,
 ) -> std::io::Result<WorkerHandle> {
     let (job_tx, job_rx) = sync_channel::<Job>(64);
     let (event_tx, event_rx) = std::sync::mpsc::channel::<Event>();
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
+    let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(repaint);
+    let thumbnails = ThumbnailLoader::spawn(event_tx.clone(), repaint.clone())?;
     std::thread::Builder::new()
         .name("morphosearch-worker".into())
         .spawn(move || {
@@ -138,7 +224,7 @@ pub fn spawn(
                 index_job: None,
                 query: None,
                 events: event_tx,
-                repaint: Box::new(repaint),
+                repaint,
                 cancel: flag,
             };
             w.run(&job_rx);
@@ -147,6 +233,7 @@ pub fn spawn(
         jobs: job_tx,
         events: event_rx,
         cancel,
+        thumbnails,
     })
 }
 
@@ -157,7 +244,7 @@ struct Worker {
     index_job: Option<IndexJob>,
     query: Option<DynamicImage>,
     events: Sender<Event>,
-    repaint: Box<dyn Fn() + Send>,
+    repaint: Arc<dyn Fn() + Send + Sync>,
     cancel: Arc<AtomicBool>,
 }
 
@@ -295,22 +382,6 @@ impl Worker {
                     drawing: Some(drawing),
                     query_map: None,
                 });
-                Ok(())
-            }
-            Job::Thumbnails(entries) => {
-                let index = self.index()?;
-                for i in entries {
-                    let Some(e) = index.entries.get(i) else {
-                        continue;
-                    };
-                    match load_image(&index.db_dir.join(&e.path)) {
-                        Ok(img) => self.send(Event::Thumbnail {
-                            entry: i,
-                            image: img.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgba8(),
-                        }),
-                        Err(err) => self.send(Event::Error(err.to_string())),
-                    }
-                }
                 Ok(())
             }
             Job::Preview { entry, settings } => {

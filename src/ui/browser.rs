@@ -6,8 +6,9 @@ use super::results::tile_ui;
 use super::{Action, Thumbnails};
 use crate::engine::index::Index;
 
-/// Filter and sort settings.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Filter and sort settings, and the entries they let through for the index they were last
+/// applied to (filtering 10,000 records every frame would cost more than drawing them).
+#[derive(Debug, Clone, Default)]
 pub struct BrowseState {
     pub text: String,
     /// Parameter column for the numeric range.
@@ -16,9 +17,45 @@ pub struct BrowseState {
     pub max: String,
     pub sort_column: Option<usize>,
     pub descending: bool,
+    shown: Option<(FilterKey, Vec<usize>)>,
+}
+
+/// What a filtered list depends on: the settings and which index (address and size).
+#[derive(Debug, Clone, PartialEq)]
+struct FilterKey {
+    text: String,
+    range_column: Option<usize>,
+    min: String,
+    max: String,
+    sort_column: Option<usize>,
+    descending: bool,
+    index: usize,
+    len: usize,
 }
 
 impl BrowseState {
+    fn key(&self, index: &Index) -> FilterKey {
+        FilterKey {
+            text: self.text.clone(),
+            range_column: self.range_column,
+            min: self.min.clone(),
+            max: self.max.clone(),
+            sort_column: self.sort_column,
+            descending: self.descending,
+            index: std::ptr::from_ref(index) as usize,
+            len: index.len(),
+        }
+    }
+
+    /// [`Self::filtered`], computed again only when the settings or the index changed.
+    pub fn shown(&mut self, index: &Index) -> &[usize] {
+        let key = self.key(index);
+        if self.shown.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.shown = Some((key, self.filtered(index)));
+        }
+        self.shown.as_ref().map_or(&[], |(_, v)| v.as_slice())
+    }
+
     /// Entries passing the filters, in display order.
     pub fn filtered(&self, index: &Index) -> Vec<usize> {
         let needle = self.text.trim().to_lowercase();
@@ -119,7 +156,7 @@ impl BrowseState {
                 });
             ui.checkbox(&mut self.descending, "Descending");
         });
-        let shown = self.filtered(index);
+        let shown = self.shown(index).to_vec();
         ui.label(format!("{} of {} samples", shown.len(), index.len()));
         let per_row = ((ui.available_width() / 122.0).floor() as usize).max(1);
         let rows = shown.len().div_ceil(per_row);
@@ -143,5 +180,109 @@ impl BrowseState {
                 }
             });
         action
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::database::ParamValue;
+    use crate::engine::index::{Entry, IndexConfig};
+    use crate::ui::THUMBNAIL_CAPACITY;
+
+    /// `n` entries whose one parameter is "cube" for multiples of 4 and "sphere" otherwise.
+    fn index(n: usize) -> Index {
+        let config = IndexConfig {
+            weights_sha256: String::new(),
+            features: Default::default(),
+            pca_dims: 2,
+            whiten: false,
+            sketch: Default::default(),
+        };
+        let mut index = Index::new(config, "db".into());
+        index.columns = vec!["shape".into()];
+        for i in 0..n {
+            index.entries.push(Entry {
+                path: format!("img{i:05}.png"),
+                size_bytes: 1,
+                modified_ns: 1,
+                pixel_hash: i.to_string(),
+                width: 8,
+                height: 8,
+                data_bar_rows: 0,
+                raw: Vec::new(),
+                sketch_raw: Vec::new(),
+            });
+            let shape = if i % 4 == 0 { "cube" } else { "sphere" };
+            index.params.push(vec![ParamValue {
+                text: shape.into(),
+                number: None,
+                unit: None,
+            }]);
+        }
+        index
+    }
+
+    #[test]
+    fn cached_list_follows_the_filter() {
+        let index = index(100);
+        let mut b = BrowseState::default();
+        assert_eq!(b.shown(&index).len(), 100);
+        b.text = "cube".into();
+        assert_eq!(b.shown(&index).len(), 25);
+        let other = super::tests::index(40);
+        assert_eq!(b.shown(&other).len(), 10, "another index is filtered anew");
+    }
+
+    /// 10,000 entries: a frame draws (and asks thumbnails for) only the rows in view, and
+    /// scrolling through all of them keeps the uploaded thumbnails within capacity.
+    #[test]
+    fn only_visible_rows_are_drawn_and_thumbnails_stay_bounded() {
+        let index = index(10_000);
+        let ctx = egui::Context::default();
+        ctx.all_styles_mut(|s| s.scroll_animation = egui::style::ScrollAnimation::none());
+        let tile = egui::ColorImage::new([4, 4], vec![egui::Color32::GRAY; 16]);
+        let mut b = BrowseState::default();
+        let mut thumbs = Thumbnails::new(THUMBNAIL_CAPACITY);
+        let mut missing = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for frame in 0..200 {
+            for e in missing.drain(..) {
+                seen.insert(e);
+                thumbs.insert(e, ctx.load_texture("t", tile.clone(), Default::default()));
+            }
+            let mut input = egui::RawInput {
+                screen_rect: Some(egui::Rect::from_min_size(
+                    egui::Pos2::ZERO,
+                    egui::vec2(1400.0, 900.0),
+                )),
+                ..Default::default()
+            };
+            input
+                .events
+                .push(egui::Event::PointerMoved(egui::pos2(700.0, 500.0)));
+            if frame > 0 {
+                input.events.push(egui::Event::MouseWheel {
+                    unit: egui::MouseWheelUnit::Point,
+                    delta: egui::vec2(0.0, -700.0),
+                    phase: egui::TouchPhase::Move,
+                    source: egui::MouseWheelSource::Wheel,
+                    modifiers: egui::Modifiers::NONE,
+                });
+            }
+            let _ = ctx.run_ui(input, |ui| {
+                egui::CentralPanel::default().show(ui, |ui| {
+                    b.browse_ui(ui, &index, &thumbs, None, &mut missing);
+                });
+            });
+            assert!(
+                missing.len() <= 11 * 8,
+                "frame {frame} asked for {} thumbnails",
+                missing.len()
+            );
+            thumbs.end_frame();
+            assert!(thumbs.len() <= THUMBNAIL_CAPACITY);
+        }
+        assert_eq!(seen.len(), 10_000, "scrolling reached every entry");
     }
 }

@@ -298,7 +298,7 @@ impl MapState {
         if let Some((i, _)) = nearest {
             let tip_pos = to_screen(coords[i]) + Vec2::new(12.0, 12.0);
             let tip = Rect::from_min_size(tip_pos, Vec2::splat(120.0));
-            match thumbs.get(&i) {
+            match thumbs.get(i) {
                 Some(t) => egui::Image::new(t)
                     .fit_to_exact_size(tip.size())
                     .paint_at(ui, tip),

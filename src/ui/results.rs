@@ -24,7 +24,7 @@ pub fn tile_ui(
     let (rect, response) =
         ui.allocate_exact_size(egui::vec2(TILE, TILE + 18.0), egui::Sense::click());
     let image_rect = egui::Rect::from_min_size(rect.min, egui::vec2(TILE, TILE));
-    match thumbs.get(&entry) {
+    match thumbs.get(entry) {
         Some(t) => {
             egui::Image::new(t)
                 .fit_to_exact_size(image_rect.size())
@@ -177,7 +177,7 @@ pub fn detail_ui(
                 .on_hover_text("Blend of the contour and image similarities, each in standard deviations above the database average"),
         };
     }
-    match thumbs.get(&entry) {
+    match thumbs.get(entry) {
         Some(t) => {
             let side = ui.available_width().min(260.0);
             ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(side, side)));
