@@ -137,6 +137,7 @@ pub struct MorphoApp {
     pub duplicates: Vec<crate::engine::index::DuplicatePair>,
     pub longest_busy_frame_ms: f64,
     show_log: bool,
+    sent_title: String,
 }
 
 impl MorphoApp {
@@ -195,6 +196,7 @@ impl MorphoApp {
             duplicates: Vec::new(),
             longest_busy_frame_ms: 0.0,
             show_log: false,
+            sent_title: String::new(),
         };
         let first = match database {
             Some(db) => Action::OpenDatabase {
@@ -324,6 +326,7 @@ impl MorphoApp {
             contours: self.settings.contours,
             ..SketchConfig::default()
         };
+        self.status = format!("Opening {}", db_dir.display());
         self.send(Job::Open {
             db_dir,
             table,
@@ -560,13 +563,21 @@ impl MorphoApp {
                 Action::QueryFile(path)
             });
         }
-        let (undo, redo, paste) = ctx.input(|i| {
+        let (undo, redo, pasted) = ctx.input(|i| {
             let cmd = i.modifiers.command;
+            let pasted = i
+                .events
+                .iter()
+                .find_map(|e| match e {
+                    egui::Event::PasteImage(img) => Some(Pasted::Image(rgba_from_color(img))),
+                    egui::Event::Paste(text) => Some(Pasted::Text(text.clone())),
+                    _ => None,
+                })
+                .or_else(|| (cmd && i.key_pressed(egui::Key::V)).then_some(Pasted::Shortcut));
             (
                 cmd && !i.modifiers.shift && i.key_pressed(egui::Key::Z),
                 cmd && i.modifiers.shift && i.key_pressed(egui::Key::Z),
-                i.events.iter().any(|e| matches!(e, egui::Event::Paste(_)))
-                    || (cmd && i.key_pressed(egui::Key::V)),
+                pasted,
             )
         });
         if undo && !ctx.egui_wants_keyboard_input() && self.canvas.undo() {
@@ -575,29 +586,48 @@ impl MorphoApp {
         if redo && !ctx.egui_wants_keyboard_input() && self.canvas.redo() {
             action = Some(Action::SketchChanged);
         }
-        if paste && !ctx.egui_wants_keyboard_input() {
-            match arboard::Clipboard::new().and_then(|mut c| c.get_image()) {
-                Ok(img) => {
-                    if let Some(rgba) = image::RgbaImage::from_raw(
-                        img.width as u32,
-                        img.height as u32,
-                        img.bytes.into_owned(),
-                    ) {
-                        self.crop = None;
-                        self.send(Job::SearchImage {
-                            source: QuerySource::Rgba {
-                                label: "pasted image".into(),
-                                image: rgba,
-                            },
-                            crop: None,
-                            k: self.settings.top_k,
-                        });
-                    }
-                }
-                Err(e) => self.report_error(format!("no image on the clipboard ({e})")),
-            }
+        match pasted {
+            // A text field has the keyboard: the paste is its text.
+            _ if ctx.egui_wants_keyboard_input() => {}
+            None => {}
+            Some(Pasted::Image(image)) => self.search_pasted(image),
+            Some(Pasted::Text(text)) => match pasted_file(&text) {
+                Some(path) => action = Some(Action::QueryFile(path)),
+                None => self.paste_from_clipboard(),
+            },
+            Some(Pasted::Shortcut) => self.paste_from_clipboard(),
         }
         action
+    }
+
+    fn search_pasted(&mut self, image: image::RgbaImage) {
+        self.crop = None;
+        self.send(Job::SearchImage {
+            source: QuerySource::Rgba {
+                label: "pasted image".into(),
+                image,
+            },
+            crop: None,
+            k: self.settings.top_k,
+        });
+    }
+
+    /// Reads an image from the system clipboard itself (when the windowing layer passed on only
+    /// the key press or some text).
+    fn paste_from_clipboard(&mut self) {
+        match arboard::Clipboard::new().and_then(|mut c| c.get_image()) {
+            Ok(img) => match image::RgbaImage::from_raw(
+                img.width as u32,
+                img.height as u32,
+                img.bytes.into_owned(),
+            ) {
+                Some(rgba) => self.search_pasted(rgba),
+                None => self.report_error("the clipboard image has an unexpected size".into()),
+            },
+            Err(e) => self.report_error(format!(
+                "no image or image file path on the clipboard ({e})"
+            )),
+        }
     }
 
     /// Draws the whole window.
@@ -677,7 +707,7 @@ impl MorphoApp {
             });
             ui.separator();
             let Some(index) = self.index.clone() else {
-                ui.label(if self.progress.is_some() { "Indexing the database…" } else { "Open a database to start." });
+                ui.label(if self.progress.is_some() { "Indexing the database…" } else { "Open a database to start: type its folder above and press Open, drop the folder on the window, or press Demo library. A cancelled indexing goes on where it stopped." });
                 return;
             };
             match self.view {
@@ -705,9 +735,23 @@ impl MorphoApp {
         for a in actions {
             self.apply(a);
         }
+        // While the worker runs, 4 frames a second keep the progress bar and time left
+        // current (each worker event repaints too); more would only take CPU from the work,
+        // which matters on a software renderer.
         if self.progress.is_some() || self.busy > 0 {
-            ctx.request_repaint_after(Duration::from_millis(100));
+            ctx.request_repaint_after(Duration::from_millis(250));
         }
+    }
+
+    /// The window title when it differs from the one last returned. Only changes may be sent
+    /// to the window: every viewport command asks for another frame, so sending the title each
+    /// frame repaints without end and keeps a core busy for nothing.
+    pub fn title_update(&mut self) -> Option<String> {
+        let title = self.title();
+        (title != self.sent_title).then(|| {
+            self.sent_title = title.clone();
+            title
+        })
     }
 
     fn title(&self) -> String {
@@ -991,14 +1035,58 @@ pub fn find_table(dir: &Path) -> Option<PathBuf> {
     }
 }
 
+/// What a paste brought.
+enum Pasted {
+    Image(image::RgbaImage),
+    Text(String),
+    /// Ctrl+V seen, nothing delivered with it.
+    Shortcut,
+}
+
+fn rgba_from_color(img: &egui::ColorImage) -> image::RgbaImage {
+    let bytes = img
+        .pixels
+        .iter()
+        .flat_map(|c| c.to_srgba_unmultiplied())
+        .collect();
+    image::RgbaImage::from_raw(img.size[0] as u32, img.size[1] as u32, bytes).unwrap_or_default()
+}
+
+/// The image file named by pasted text: a path or a `file://` URI (as file managers copy
+/// them, percent-encoded), first line only; `None` unless it names an existing file.
+pub fn pasted_file(text: &str) -> Option<PathBuf> {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let raw = line.strip_prefix("file://").unwrap_or(line);
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut it = raw.bytes();
+    while let Some(b) = it.next() {
+        if b == b'%' {
+            let hex: Vec<u8> = it.clone().take(2).collect();
+            if let Some(v) = std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                bytes.push(v);
+                it.nth(1);
+                continue;
+            }
+        }
+        bytes.push(b);
+    }
+    let path = PathBuf::from(String::from_utf8(bytes).ok()?);
+    path.is_file().then_some(path)
+}
+
 /// eframe wrapper: persistence and the window title.
 pub struct EframeApp(pub MorphoApp);
 
 impl eframe::App for EframeApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.0.ui(ui);
-        ui.ctx()
-            .send_viewport_cmd(egui::ViewportCommand::Title(self.0.title()));
+        if let Some(title) = self.0.title_update() {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title));
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -1044,4 +1132,28 @@ pub fn run(database: Option<PathBuf>, weights: Option<PathBuf>) -> anyhow::Resul
         }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pasted_text_naming_a_file_is_a_query() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = tmp.path().join("my sample 1.png");
+        std::fs::write(&file, b"x").expect("write");
+        let plain = file.display().to_string();
+        assert_eq!(pasted_file(&plain), Some(file.clone()));
+        let uri = format!("file://{}\n", plain.replace(' ', "%20"));
+        assert_eq!(pasted_file(&uri), Some(file.clone()));
+        assert_eq!(pasted_file(&format!("\n  {plain}  \nother")), Some(file));
+        assert_eq!(pasted_file("spheres, 5 um"), None);
+        assert_eq!(
+            pasted_file(&tmp.path().display().to_string()),
+            None,
+            "a folder"
+        );
+        assert_eq!(pasted_file("%zz%"), None);
+    }
 }

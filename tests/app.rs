@@ -92,6 +92,26 @@ fn drop_sketch_preview_browse_export() {
     h.get_by_label("Find similar");
     h.get_by_label("Temperature (C)");
 
+    // A pasted image (Ctrl+V with an image on the clipboard) is a query too.
+    let pasted = image::open(tmp.path().join("demo/demo_007.png"))
+        .expect("demo image")
+        .to_rgba8();
+    let color = egui::ColorImage::from_rgba_unmultiplied(
+        [pasted.width() as usize, pasted.height() as usize],
+        pasted.as_raw(),
+    );
+    h.input_mut()
+        .events
+        .push(egui::Event::PasteImage(Arc::new(color)));
+    step_until(&mut h, 120, "results of the pasted image", |a| {
+        a.query_label.as_deref() == Some("pasted image") && a.busy == 0
+    });
+    {
+        let a = h.state();
+        let index = a.index.as_ref().expect("index");
+        assert_eq!(index.entries[a.hits[0].entry].path, "demo_007.png");
+    }
+
     // Strokes on the canvas lead to a sketch search.
     let canvas_top = h.get_by_label("Clear").rect().bottom() + 30.0;
     let left = 40.0;
@@ -184,4 +204,18 @@ fn drop_sketch_preview_browse_export() {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("rank,path,score,Ca ion (mM),CO3 ion (mM),Polymer,Polymer (% wt),Stirring (rpm),Temperature (C),Synthesis time,label"));
     assert_eq!(lines.count(), h.state().hits.len());
+
+    // The window title names the database and its size, and is sent to the window only when
+    // it changes (each send costs a frame: sending it every frame repainted without end).
+    let title = h.state_mut().title_update().expect("a first title");
+    assert!(
+        title.contains("demo") && title.contains("(12 images)"),
+        "{title}"
+    );
+    h.step();
+    assert_eq!(
+        h.state_mut().title_update(),
+        None,
+        "unchanged title sent again"
+    );
 }
