@@ -133,6 +133,27 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// Dot product with 16 independent partial sums, which the compiler keeps in vector lanes: a
+/// single running sum is one chain of dependent adds and made the 100k-vector scan 2x slower.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    let mut acc = [0.0f32; LANES];
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Exact top-k by dot product over unit rows `vectors` (`dims` wide), best first.
 /// Ties are broken by entry order so results are deterministic.
 pub fn top_k(
@@ -152,7 +173,7 @@ pub fn top_k(
             .enumerate()
             .map(|(i, r)| Hit {
                 entry: c * CHUNK + i,
-                score: r.iter().zip(query).map(|(a, b)| a * b).sum(),
+                score: dot(r, query),
             })
             .filter(|h| !skip(h.entry))
             .collect();
@@ -309,7 +330,7 @@ impl Index {
                 let ra = s.row(a);
                 (a + 1..n).filter_map(move |b| {
                     let exact = self.entries[a].pixel_hash == self.entries[b].pixel_hash;
-                    let score: f32 = ra.iter().zip(s.row(b)).map(|(x, y)| x * y).sum();
+                    let score = dot(ra, s.row(b));
                     (exact || score >= threshold).then_some(DuplicatePair { a, b, exact, score })
                 })
             })
@@ -501,6 +522,28 @@ mod tests {
         let dups = idx.duplicates(2.0);
         assert_eq!(dups.len(), 1, "pixel hashes h0 repeat once: {dups:?}");
         assert!(dups[0].exact);
+    }
+
+    #[test]
+    fn dot_equals_a_double_precision_sum_for_every_length() {
+        for len in 0..70usize {
+            let a: Vec<f32> = (0..len)
+                .map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0)
+                .collect();
+            let b: Vec<f32> = (0..len)
+                .map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0)
+                .collect();
+            let want: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
+            let got = f64::from(dot(&a, &b));
+            assert!(
+                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "len {len}: {got} vs {want}"
+            );
+        }
     }
 
     proptest! {

@@ -133,7 +133,7 @@ impl Engine {
         } else {
             vec![0.0; index.image_space.dims]
         };
-        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        let dot = crate::engine::index::dot;
         let n = index.sketch_space.len().min(index.image_space.len());
         let contour_scores: Vec<f32> = (0..n)
             .map(|i| dot(&qs, index.sketch_space.row(i)))
