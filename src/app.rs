@@ -539,11 +539,6 @@ impl MorphoApp {
         self.thumb_asked = wanted;
     }
 
-    /// Thumbnails uploaded now (bounded by [`THUMBNAIL_CAPACITY`]).
-    pub fn thumbnail_count(&self) -> usize {
-        self.thumbs.len()
-    }
-
     fn handle_input(&mut self, ctx: &egui::Context) -> Option<Action> {
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw

@@ -14,7 +14,7 @@ use crate::engine::pooling::{l2_normalise, pool, Pooling};
 use crate::engine::preprocess::{load_image, prepare, Preprocess};
 use crate::engine::sketch::{rasterise_strokes, SketchConfig, Stroke};
 use crate::engine::Engine;
-use crate::ui::browser::BrowseState;
+use crate::ui::browser::{headless_context, headless_frame, BrowseState};
 use crate::ui::{Thumbnails, THUMBNAIL_CAPACITY};
 use crate::worker::THUMB_SIZE;
 
@@ -127,8 +127,7 @@ struct BrowseFigures {
 /// loader thread delivers them. Every frame is timed; the first (fonts, layout caches) is not
 /// counted.
 fn browse_frames(index: &Index) -> BrowseFigures {
-    let ctx = egui::Context::default();
-    ctx.all_styles_mut(|s| s.scroll_animation = egui::style::ScrollAnimation::none());
+    let ctx = headless_context();
     let side = THUMB_SIZE as usize;
     let tile = egui::ColorImage::new([side, side], vec![egui::Color32::GRAY; side * side]);
     let mut browse = BrowseState::default();
@@ -136,7 +135,7 @@ fn browse_frames(index: &Index) -> BrowseFigures {
     let mut missing: Vec<usize> = Vec::new();
     let mut times = Vec::new();
     let (mut uploaded, mut most_held) = (0, 0);
-    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1400.0, 900.0));
+    let size = egui::vec2(1400.0, 900.0);
     // 10,000 tiles 11 to a row are 910 rows of 140 points: 182 frames of 700 points.
     let frames = index.len().div_ceil(11) * 140 / 700 + 20;
     for frame in 0..=frames {
@@ -148,27 +147,16 @@ fn browse_frames(index: &Index) -> BrowseFigures {
                 uploaded += 1;
             }
         }
-        let mut input = egui::RawInput {
-            screen_rect: Some(screen),
-            ..Default::default()
-        };
-        input
-            .events
-            .push(egui::Event::PointerMoved(egui::pos2(700.0, 500.0)));
-        if frame > 0 {
-            input.events.push(egui::Event::MouseWheel {
-                unit: egui::MouseWheelUnit::Point,
-                delta: egui::vec2(0.0, -700.0),
-                phase: egui::TouchPhase::Move,
-                source: egui::MouseWheelSource::Wheel,
-                modifiers: egui::Modifiers::NONE,
-            });
-        }
-        let output = ctx.run_ui(input, |ui| {
-            egui::CentralPanel::default().show(ui, |ui| {
-                browse.browse_ui(ui, index, &thumbs, None, &mut missing);
-            });
-        });
+        let scroll = if frame > 0 { 700.0 } else { 0.0 };
+        let output = headless_frame(
+            &ctx,
+            &mut browse,
+            index,
+            &thumbs,
+            &mut missing,
+            size,
+            scroll,
+        );
         std::hint::black_box(ctx.tessellate(output.shapes, output.pixels_per_point));
         thumbs.end_frame();
         most_held = most_held.max(thumbs.len());

@@ -183,6 +183,48 @@ impl BrowseState {
     }
 }
 
+/// A context for drawing the grid without a window: scrolling applies at once (no animation).
+pub fn headless_context() -> egui::Context {
+    let ctx = egui::Context::default();
+    ctx.all_styles_mut(|s| s.scroll_animation = egui::style::ScrollAnimation::none());
+    ctx
+}
+
+/// One Browse frame drawn without a window of `size` points, the pointer over the grid and the
+/// wheel turned `scroll` points down; `missing` gets the tiles drawn without a thumbnail. The
+/// bench and the tests drive the grid with it.
+pub fn headless_frame(
+    ctx: &egui::Context,
+    state: &mut BrowseState,
+    index: &Index,
+    thumbs: &Thumbnails,
+    missing: &mut Vec<usize>,
+    size: egui::Vec2,
+    scroll: f32,
+) -> egui::FullOutput {
+    let mut input = egui::RawInput {
+        screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, size)),
+        ..Default::default()
+    };
+    input
+        .events
+        .push(egui::Event::PointerMoved((size / 2.0).to_pos2()));
+    if scroll != 0.0 {
+        input.events.push(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -scroll),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+    ctx.run_ui(input, |ui| {
+        egui::CentralPanel::default().show(ui, |ui| {
+            state.browse_ui(ui, index, thumbs, None, missing);
+        });
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,8 +281,7 @@ mod tests {
     #[test]
     fn only_visible_rows_are_drawn_and_thumbnails_stay_bounded() {
         let index = index(10_000);
-        let ctx = egui::Context::default();
-        ctx.all_styles_mut(|s| s.scroll_animation = egui::style::ScrollAnimation::none());
+        let ctx = headless_context();
         let tile = egui::ColorImage::new([4, 4], vec![egui::Color32::GRAY; 16]);
         let mut b = BrowseState::default();
         let mut thumbs = Thumbnails::new(THUMBNAIL_CAPACITY);
@@ -251,30 +292,9 @@ mod tests {
                 seen.insert(e);
                 thumbs.insert(e, ctx.load_texture("t", tile.clone(), Default::default()));
             }
-            let mut input = egui::RawInput {
-                screen_rect: Some(egui::Rect::from_min_size(
-                    egui::Pos2::ZERO,
-                    egui::vec2(1400.0, 900.0),
-                )),
-                ..Default::default()
-            };
-            input
-                .events
-                .push(egui::Event::PointerMoved(egui::pos2(700.0, 500.0)));
-            if frame > 0 {
-                input.events.push(egui::Event::MouseWheel {
-                    unit: egui::MouseWheelUnit::Point,
-                    delta: egui::vec2(0.0, -700.0),
-                    phase: egui::TouchPhase::Move,
-                    source: egui::MouseWheelSource::Wheel,
-                    modifiers: egui::Modifiers::NONE,
-                });
-            }
-            let _ = ctx.run_ui(input, |ui| {
-                egui::CentralPanel::default().show(ui, |ui| {
-                    b.browse_ui(ui, &index, &thumbs, None, &mut missing);
-                });
-            });
+            let scroll = if frame > 0 { 700.0 } else { 0.0 };
+            let size = egui::vec2(1400.0, 900.0);
+            let _ = headless_frame(&ctx, &mut b, &index, &thumbs, &mut missing, size, scroll);
             assert!(
                 missing.len() <= 11 * 8,
                 "frame {frame} asked for {} thumbnails",
