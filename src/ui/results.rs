@@ -44,7 +44,9 @@ pub fn tile_ui(
             egui::StrokeKind::Inside,
         );
     }
-    ui.painter().text(
+    // Clipped to the tile: a long caption must not run into its neighbour (the hover text
+    // shows it whole).
+    ui.painter_at(rect).text(
         egui::pos2(rect.min.x + 2.0, rect.max.y - 1.0),
         egui::Align2::LEFT_BOTTOM,
         caption,
