@@ -1,16 +1,17 @@
 //! A fast CPU path for VGG16's 3x3 convolutions: Winograd F(2x2, 3x3) in channel-last layout.
 //!
 //! Each 4x4 input tile (stride 2) is transformed (`B^T d B`), the 16 transformed positions are
-//! 16 independent matrix products `[tiles x C_in] x [C_in x C_out]` (one `gemm` call each), and
-//! the inverse transform (`A^T M A`) gives 2x2 outputs, with bias and ReLU fused. This needs
-//! 2.25x fewer multiplications than direct or im2col convolution (Lavin & Gray, "Fast
-//! Algorithms for Convolutional Neural Networks", CVPR 2016). Tiles are processed in blocks of
-//! whole tile rows, in parallel, so every block writes its own rows of the output.
-//! Outputs equal candle's `conv2d` within float rounding (tested to 1e-4 relative L2).
+//! 16 independent matrix products `[tiles x C_in] x [C_in x C_out]` (kernels packed once, see
+//! `gemm512`), and the inverse transform (`A^T M A`) gives 2x2 outputs, with bias and ReLU
+//! fused. This needs 2.25x fewer multiplications than direct or im2col convolution (Lavin &
+//! Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016). Large maps are done
+//! in blocks of whole tile rows, in parallel, so every block writes its own rows of the output;
+//! small maps (too few rows to share) are done whole, with the threads sharing the products.
+//! Outputs equal candle's `conv2d` within float rounding (tested to 1e-5 relative L2).
 
 use rayon::prelude::*;
 
-use super::gemm512::{matmul_padded, MR};
+use super::gemm512::{matmul_packed, pack_b, packed_len, par_matmul_batched};
 
 /// Filter transform G (4x3).
 const G: [[f32; 3]; 4] = [
@@ -23,7 +24,14 @@ const G: [[f32; 3]; 4] = [
 /// Tiles per block (rounded to whole tile rows): large enough for efficient matrix products.
 const BLOCK_TILES: usize = 192;
 
-/// One conv layer with its kernels pre-transformed: `u[k][ci][co]` for the 16 positions k.
+/// Images with at most this many tiles (VGG16's 28x28 and 14x14 maps) are done whole: their
+/// rows are too few to split between threads without starving the matrix kernel, so the
+/// threads share the 16 products instead (each thread then also reads only its part of the
+/// kernels, which at 512 channels are 16 MiB a layer).
+const WHOLE_IMAGE_TILES: usize = 256;
+
+/// One conv layer with its kernels pre-transformed: for each of the 16 positions k, the
+/// `c_in x c_out` matrix `U_k` packed for the matrix kernel.
 #[derive(Debug, Clone)]
 pub struct WinogradConv {
     pub c_in: usize,
@@ -56,6 +64,10 @@ impl WinogradConv {
                 }
             }
         }
+        let u = u
+            .chunks_exact(c_in * c_out)
+            .flat_map(|uk| pack_b(uk, c_in, c_out))
+            .collect();
         Self {
             c_in,
             c_out,
@@ -75,222 +87,271 @@ impl WinogradConv {
     /// was large enough before is only shortened: no reallocation, no page faults, no memset).
     pub fn forward_into(&self, input: &[f32], h: usize, w: usize, output: &mut Vec<f32>) {
         assert_eq!(input.len(), h * w * self.c_in);
-        let tiles_w = w.div_ceil(2);
-        let tiles_h = h.div_ceil(2);
+        set_len(output, h * w * self.c_out);
+        let (tiles_w, tiles_h) = (w.div_ceil(2), h.div_ceil(2));
+        if tiles_w * tiles_h <= WHOLE_IMAGE_TILES {
+            self.whole_image(input, h, w, output);
+            return;
+        }
         // Whole tile rows per block, and at least as many blocks as threads.
         let rows_per_block = BLOCK_TILES
             .div_ceil(tiles_w)
             .min(tiles_h.div_ceil(rayon::current_num_threads()))
             .max(1);
-        set_len(output, h * w * self.c_out);
-        let wide = super::gemm512::available();
         output
             .par_chunks_mut(2 * rows_per_block * w * self.c_out)
             .enumerate()
             .for_each(|(b, out_block)| {
                 let ty0 = b * rows_per_block;
                 let ty1 = (ty0 + rows_per_block).min(tiles_h);
-                #[cfg(target_arch = "x86_64")]
-                if wide {
-                    // SAFETY: AVX-512F was detected at run time.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        self.block_avx512(input, h, w, ty0, ty1, out_block);
-                    }
-                    return;
-                }
-                let _ = wide;
-                self.block(input, h, w, ty0, ty1, out_block);
+                self.block(input, h, w, ty0..ty1, out_block);
             });
     }
 
-    /// [`Self::block`] compiled for AVX-512 (the transforms then handle 16 channels at once).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn block_avx512(
-        &self,
-        input: &[f32],
-        h: usize,
-        w: usize,
-        ty0: usize,
-        ty1: usize,
-        out_block: &mut [f32],
-    ) {
-        self.block(input, h, w, ty0, ty1, out_block);
-    }
-
-    /// Tile rows `ty0..ty1`: input transform, 16 matrix products, output transform into
+    /// Tile rows `rows`: input transform, 16 matrix products, output transform into
     /// `out_block` (the output rows of these tiles).
-    #[inline(always)]
     fn block(
         &self,
         input: &[f32],
         h: usize,
         w: usize,
-        ty0: usize,
-        ty1: usize,
+        rows: std::ops::Range<usize>,
         out_block: &mut [f32],
     ) {
         let (c_in, c_out) = (self.c_in, self.c_out);
         let tiles_w = w.div_ceil(2);
-        let tiles = (ty1 - ty0) * tiles_w;
-        // V[k][tile][c], tiles padded with zeros to whole panels of the matrix kernel.
-        let tiles_pad = tiles.div_ceil(MR) * MR;
-        // Per-thread scratch, reused across blocks and layers: fresh multi-megabyte buffers
-        // would cost a page fault per 4 KiB every time. Padding rows may hold stale values;
-        // their products are never read.
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        let tiles = rows.len() * tiles_w;
+        let (mut v, mut m) = take_scratch(tiles * tile_stride(c_in), tiles * tile_stride(c_out));
+        for (ty, v_row) in rows.clone().zip(v.chunks_mut(tiles_w * tile_stride(c_in))) {
+            self.input_row(input, h, w, ty, v_row);
         }
-        // Taken out of the thread-local (not used inside a closure) so that this code stays
-        // compiled with the caller's target features.
-        let (mut v, mut m) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        if v.len() < 16 * tiles_pad * c_in {
-            v.resize(16 * tiles_pad * c_in, 0.0);
-        }
-        if m.len() < 16 * tiles_pad * c_out {
-            m.resize(16 * tiles_pad * c_out, 0.0);
-        }
-        self.transform_multiply(input, h, w, ty0, ty1, out_block, &mut v, &mut m, tiles_pad);
-        SCRATCH.with(|s| *s.borrow_mut() = (v, m));
-    }
-
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn transform_multiply(
-        &self,
-        input: &[f32],
-        h: usize,
-        w: usize,
-        ty0: usize,
-        ty1: usize,
-        out_block: &mut [f32],
-        v: &mut [f32],
-        m: &mut [f32],
-        tiles_pad: usize,
-    ) {
-        let (c_in, c_out) = (self.c_in, self.c_out);
-        let tiles_w = w.div_ceil(2);
-        let tiles = (ty1 - ty0) * tiles_w;
-        let zeros = vec![0f32; c_in];
-        let mut bd = vec![0f32; 16 * c_in];
-        // Input transform V = B^T d B, vectorised over the channels of each pixel.
-        for ty in ty0..ty1 {
-            for tx in 0..tiles_w {
-                let t = (ty - ty0) * tiles_w + tx;
-                let (y0, x0) = (2 * ty as isize - 1, 2 * tx as isize - 1);
-                let px = |i: usize, j: usize| -> &[f32] {
-                    let (y, x) = (y0 + i as isize, x0 + j as isize);
-                    if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-                        &zeros
-                    } else {
-                        let o = (y as usize * w + x as usize) * c_in;
-                        &input[o..o + c_in]
-                    }
-                };
-                // Rows: bd[i][j] = (B^T d)[i][j].
-                for j in 0..4 {
-                    let (d0, d1, d2, d3) = (px(0, j), px(1, j), px(2, j), px(3, j));
-                    let (r0, rest) = bd.split_at_mut(4 * c_in);
-                    let (r1, rest) = rest.split_at_mut(4 * c_in);
-                    let (r2, r3) = rest.split_at_mut(4 * c_in);
-                    let cols = j * c_in..(j + 1) * c_in;
-                    for (c, o) in r0[cols.clone()].iter_mut().enumerate() {
-                        *o = d0[c] - d2[c];
-                    }
-                    for (c, o) in r1[cols.clone()].iter_mut().enumerate() {
-                        *o = d1[c] + d2[c];
-                    }
-                    for (c, o) in r2[cols.clone()].iter_mut().enumerate() {
-                        *o = d2[c] - d1[c];
-                    }
-                    for (c, o) in r3[cols].iter_mut().enumerate() {
-                        *o = d1[c] - d3[c];
-                    }
-                }
-                // Columns: V[i][j] = (B^T d B)[i][j].
-                for i in 0..4 {
-                    let row = &bd[i * 4 * c_in..(i + 1) * 4 * c_in];
-                    let (b0, b1, b2, b3) = (
-                        &row[..c_in],
-                        &row[c_in..2 * c_in],
-                        &row[2 * c_in..3 * c_in],
-                        &row[3 * c_in..],
-                    );
-                    let at = |j: usize| ((i * 4 + j) * tiles_pad + t) * c_in;
-                    let (o0, o1, o2, o3) = (at(0), at(1), at(2), at(3));
-                    for (d, (x, y)) in v[o0..o0 + c_in].iter_mut().zip(b0.iter().zip(b2)) {
-                        *d = x - y;
-                    }
-                    for (d, (x, y)) in v[o1..o1 + c_in].iter_mut().zip(b1.iter().zip(b2)) {
-                        *d = x + y;
-                    }
-                    for (d, (x, y)) in v[o2..o2 + c_in].iter_mut().zip(b2.iter().zip(b1)) {
-                        *d = x - y;
-                    }
-                    for (d, (x, y)) in v[o3..o3 + c_in].iter_mut().zip(b1.iter().zip(b3)) {
-                        *d = x - y;
-                    }
-                }
-            }
-        }
+        let u_len = packed_len(c_in, c_out);
         for k in 0..16 {
-            matmul_padded(
-                &v[k * tiles_pad * c_in..(k + 1) * tiles_pad * c_in],
-                &self.u[k * c_in * c_out..(k + 1) * c_in * c_out],
-                &mut m[k * tiles_pad * c_out..(k + 1) * tiles_pad * c_out],
+            matmul_packed(
+                &v[k * c_in..],
+                tile_stride(c_in),
+                &self.u[k * u_len..(k + 1) * u_len],
+                &mut m[k * c_out..],
+                tile_stride(c_out),
                 tiles,
                 c_in,
                 c_out,
             );
         }
-        // Output transform Y = A^T M A, + bias, ReLU, vectorised over output channels.
-        let mut am = vec![0f32; 8 * c_out];
-        for ty in ty0..ty1 {
-            for tx in 0..tiles_w {
-                let t = (ty - ty0) * tiles_w + tx;
-                let mm = |i: usize, j: usize| -> &[f32] {
-                    let o = ((i * 4 + j) * tiles_pad + t) * c_out;
-                    &m[o..o + c_out]
-                };
-                for j in 0..4 {
-                    let (m0, m1, m2, m3) = (mm(0, j), mm(1, j), mm(2, j), mm(3, j));
-                    let (a0, a1) = am.split_at_mut(4 * c_out);
-                    for (c, o) in a0[j * c_out..(j + 1) * c_out].iter_mut().enumerate() {
-                        *o = m0[c] + m1[c] + m2[c];
-                    }
-                    for (c, o) in a1[j * c_out..(j + 1) * c_out].iter_mut().enumerate() {
-                        *o = m1[c] - m2[c] - m3[c];
-                    }
+        let out_rows = out_block.chunks_mut(2 * w * c_out);
+        for ((ty, m_row), out) in rows
+            .zip(m.chunks(tiles_w * tile_stride(c_out)))
+            .zip(out_rows)
+        {
+            self.output_row(m_row, w, ty, out);
+        }
+        put_scratch(v, m);
+    }
+
+    /// A small image in three parallel phases: input transform by tile rows, the 16 products
+    /// split by (position, column strip), output transform by tile rows.
+    fn whole_image(&self, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        let (tiles_w, tiles_h) = (w.div_ceil(2), h.div_ceil(2));
+        let tiles = tiles_w * tiles_h;
+        let (mut v, mut m) = take_scratch(tiles * tile_stride(c_in), tiles * tile_stride(c_out));
+        v[..tiles * tile_stride(c_in)]
+            .par_chunks_mut(tiles_w * tile_stride(c_in))
+            .enumerate()
+            .for_each(|(ty, v_row)| self.input_row(input, h, w, ty, v_row));
+        par_matmul_batched(
+            &v,
+            tile_stride(c_in),
+            c_in,
+            &self.u,
+            &mut m,
+            tile_stride(c_out),
+            c_out,
+            16,
+            (tiles, c_in, c_out),
+        );
+        output
+            .par_chunks_mut(2 * w * c_out)
+            .zip(m[..tiles * tile_stride(c_out)].par_chunks(tiles_w * tile_stride(c_out)))
+            .enumerate()
+            .for_each(|(ty, (out, m_row))| self.output_row(m_row, w, ty, out));
+        put_scratch(v, m);
+    }
+
+    /// Input transform `V = B^T d B` of the tiles of tile row `ty`, into `v_row`
+    /// (`[tile][position][c_in]`), vectorised over channels.
+    fn input_row(&self, input: &[f32], h: usize, w: usize, ty: usize, v_row: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if super::gemm512::available() {
+            // SAFETY: AVX-512F was detected at run time.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.input_row_avx512(input, h, w, ty, v_row);
+            }
+            return;
+        }
+        self.input_row_generic(input, h, w, ty, v_row);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn input_row_avx512(&self, input: &[f32], h: usize, w: usize, ty: usize, v_row: &mut [f32]) {
+        self.input_row_generic(input, h, w, ty, v_row);
+    }
+
+    #[inline(always)]
+    fn input_row_generic(&self, input: &[f32], h: usize, w: usize, ty: usize, v_row: &mut [f32]) {
+        let c = self.c_in;
+        let zeros = vec![0f32; c];
+        // bd[(i * 4 + j) * c ..] = (B^T d)[i][j], one vector of channels each.
+        let mut bd = vec![0f32; 16 * c];
+        for (tx, vt) in v_row.chunks_exact_mut(tile_stride(c)).enumerate() {
+            let (y0, x0) = (2 * ty as isize - 1, 2 * tx as isize - 1);
+            let px = |i: usize, j: usize| -> &[f32] {
+                let (y, x) = (y0 + i as isize, x0 + j as isize);
+                if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+                    &zeros
+                } else {
+                    let o = (y as usize * w + x as usize) * c;
+                    &input[o..o + c]
                 }
-                for i in 0..2 {
-                    let oy = 2 * ty + i;
-                    if oy >= h {
-                        continue;
-                    }
-                    let row = &am[i * 4 * c_out..(i + 1) * 4 * c_out];
-                    let (a0, a1, a2, a3) = (
-                        &row[..c_out],
-                        &row[c_out..2 * c_out],
-                        &row[2 * c_out..3 * c_out],
-                        &row[3 * c_out..],
-                    );
-                    let base = (oy - 2 * ty0) * w;
-                    let ox = 2 * tx;
-                    let o = (base + ox) * c_out;
-                    for (c, d) in out_block[o..o + c_out].iter_mut().enumerate() {
-                        *d = (a0[c] + a1[c] + a2[c] + self.bias[c]).max(0.0);
-                    }
-                    if ox + 1 < w {
-                        let o = (base + ox + 1) * c_out;
-                        for (c, d) in out_block[o..o + c_out].iter_mut().enumerate() {
-                            *d = (a1[c] - a2[c] - a3[c] + self.bias[c]).max(0.0);
-                        }
+            };
+            for j in 0..4 {
+                let (d0, d1, d2, d3) = (px(0, j), px(1, j), px(2, j), px(3, j));
+                let at = |i: usize| (i * 4 + j) * c;
+                sub(&mut bd[at(0)..at(0) + c], d0, d2);
+                add(&mut bd[at(1)..at(1) + c], d1, d2);
+                sub(&mut bd[at(2)..at(2) + c], d2, d1);
+                sub(&mut bd[at(3)..at(3) + c], d1, d3);
+            }
+            for (bi, vi) in bd.chunks_exact(4 * c).zip(vt.chunks_exact_mut(4 * c)) {
+                let (b0, rest) = bi.split_at(c);
+                let (b1, rest) = rest.split_at(c);
+                let (b2, b3) = rest.split_at(c);
+                let (v0, rest) = vi.split_at_mut(c);
+                let (v1, rest) = rest.split_at_mut(c);
+                let (v2, v3) = rest.split_at_mut(c);
+                sub(v0, b0, b2);
+                add(v1, b1, b2);
+                sub(v2, b2, b1);
+                sub(v3, b1, b3);
+            }
+        }
+    }
+
+    /// Output transform `Y = A^T M A` + bias + ReLU of tile row `ty` from its products `m_row`
+    /// (`[tile][position][c_out]`) into `out` (its one or two output rows).
+    fn output_row(&self, m_row: &[f32], w: usize, ty: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if super::gemm512::available() {
+            // SAFETY: AVX-512F was detected at run time.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.output_row_avx512(m_row, w, ty, out);
+            }
+            return;
+        }
+        self.output_row_generic(m_row, w, ty, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn output_row_avx512(&self, m_row: &[f32], w: usize, ty: usize, out: &mut [f32]) {
+        self.output_row_generic(m_row, w, ty, out);
+    }
+
+    #[inline(always)]
+    fn output_row_generic(&self, m_row: &[f32], w: usize, _ty: usize, out: &mut [f32]) {
+        let c = self.c_out;
+        let rows = out.len() / (w * c);
+        let bias = &self.bias[..c];
+        // am[(i * 4 + j) * c ..] = (A^T M)[i][j].
+        let mut am = vec![0f32; 8 * c];
+        for (tx, mt) in m_row.chunks_exact(tile_stride(c)).enumerate() {
+            let mm = |i: usize, j: usize| &mt[(i * 4 + j) * c..(i * 4 + j + 1) * c];
+            for j in 0..4 {
+                let (a0, a1) = am.split_at_mut(4 * c);
+                for (o, ((x, y), z)) in a0[j * c..(j + 1) * c]
+                    .iter_mut()
+                    .zip(mm(0, j).iter().zip(mm(1, j)).zip(mm(2, j)))
+                {
+                    *o = x + y + z;
+                }
+                for (o, ((x, y), z)) in a1[j * c..(j + 1) * c]
+                    .iter_mut()
+                    .zip(mm(1, j).iter().zip(mm(2, j)).zip(mm(3, j)))
+                {
+                    *o = x - y - z;
+                }
+            }
+            for (i, ai) in am.chunks_exact(4 * c).take(rows).enumerate() {
+                let (a0, rest) = ai.split_at(c);
+                let (a1, rest) = rest.split_at(c);
+                let (a2, a3) = rest.split_at(c);
+                let (ox, o) = (2 * tx, (i * w + 2 * tx) * c);
+                for (d, (((x, y), z), b)) in out[o..o + c]
+                    .iter_mut()
+                    .zip(a0.iter().zip(a1).zip(a2).zip(bias))
+                {
+                    *d = (x + y + z + b).max(0.0);
+                }
+                if ox + 1 < w {
+                    for (d, (((x, y), z), b)) in out[o + c..o + 2 * c]
+                        .iter_mut()
+                        .zip(a1.iter().zip(a2).zip(a3).zip(bias))
+                    {
+                        *d = (x - y - z + b).max(0.0);
                     }
                 }
             }
         }
     }
+}
+
+/// Floats from one tile's 16 transformed vectors of `c` channels to the next tile's: one cache
+/// line more than they need, so that the rows of A the matrix kernel reads together (tiles at
+/// the same position) do not all fall into the same L1 cache set, as a power-of-two stride
+/// such as 16 x 512 floats would make them.
+fn tile_stride(c: usize) -> usize {
+    16 * c + 16
+}
+
+#[inline(always)]
+fn add(out: &mut [f32], x: &[f32], y: &[f32]) {
+    for (o, (x, y)) in out.iter_mut().zip(x.iter().zip(y)) {
+        *o = x + y;
+    }
+}
+
+#[inline(always)]
+fn sub(out: &mut [f32], x: &[f32], y: &[f32]) {
+    for (o, (x, y)) in out.iter_mut().zip(x.iter().zip(y)) {
+        *o = x - y;
+    }
+}
+
+thread_local! {
+    /// Per-thread transform and product buffers, reused across blocks and layers: fresh
+    /// multi-megabyte buffers would cost a page fault per 4 KiB every time.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// This thread's scratch buffers, at least `v_len` and `m_len` long (they only grow; stale
+/// contents: every element read is written first).
+fn take_scratch(v_len: usize, m_len: usize) -> (Vec<f32>, Vec<f32>) {
+    let (mut v, mut m) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    if v.len() < v_len {
+        v.resize(v_len, 0.0);
+    }
+    if m.len() < m_len {
+        m.resize(m_len, 0.0);
+    }
+    (v, m)
+}
+
+fn put_scratch(v: Vec<f32>, m: Vec<f32>) {
+    SCRATCH.with(|s| *s.borrow_mut() = (v, m));
 }
 
 /// 2x2 max-pool, stride 2, of a channel-last image.
@@ -314,10 +375,18 @@ pub fn max_pool_2x2_into(input: &[f32], h: usize, w: usize, c: usize, out: &mut 
     let (oh, ow) = (h / 2, w / 2);
     set_len(out, oh * ow * c);
     out.par_chunks_mut(ow * c).enumerate().for_each(|(y, row)| {
-        for x in 0..ow {
-            for ch in 0..c {
-                let p = |dy: usize, dx: usize| input[((2 * y + dy) * w + 2 * x + dx) * c + ch];
-                row[x * c + ch] = p(0, 0).max(p(0, 1)).max(p(1, 0)).max(p(1, 1));
+        let top = &input[2 * y * w * c..(2 * y + 1) * w * c];
+        let bottom = &input[(2 * y + 1) * w * c..(2 * y + 2) * w * c];
+        // Two input pixels side by side are 2c floats; vectorised over channels.
+        for ((o, t), b) in row
+            .chunks_exact_mut(c)
+            .zip(top.chunks_exact(2 * c))
+            .zip(bottom.chunks_exact(2 * c))
+        {
+            let (t0, t1) = t.split_at(c);
+            let (b0, b1) = b.split_at(c);
+            for (o, (((p, q), r), s)) in o.iter_mut().zip(t0.iter().zip(t1).zip(b0).zip(b1)) {
+                *o = p.max(*q).max(r.max(*s));
             }
         }
     });
@@ -342,6 +411,9 @@ mod tests {
             (1, 1, 2, 3),
             (14, 14, 16, 8),
             (30, 2, 5, 5),
+            // More tiles than WHOLE_IMAGE_TILES: the row-block path, with an odd last block.
+            (41, 36, 5, 7),
+            (36, 40, 33, 64),
         ] {
             let dev = Device::Cpu;
             let x = Tensor::randn(0f32, 1.0, (1, c_in, h, w), &dev).expect("x");
