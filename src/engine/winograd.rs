@@ -30,13 +30,23 @@ const BLOCK_TILES: usize = 192;
 /// kernels, which at 512 channels are 16 MiB a layer).
 const WHOLE_IMAGE_TILES: usize = 256;
 
+/// Layers with at most this many input channels (VGG16's first, RGB) run as im2col + one
+/// matrix product instead: with 3 channels the Winograd transforms and the 16 stored products
+/// (four times the output's size) cost more than the multiplications they save.
+const IM2COL_MAX_C_IN: usize = 4;
+
+/// Output rows per block of the im2col path.
+const IM2COL_ROWS: usize = 8;
+
 /// One conv layer with its kernels pre-transformed: for each of the 16 positions k, the
-/// `c_in x c_out` matrix `U_k` packed for the matrix kernel.
+/// `c_in x c_out` matrix `U_k` packed for the matrix kernel (or, for layers with few input
+/// channels, the `9 c_in x c_out` im2col matrix, packed).
 #[derive(Debug, Clone)]
 pub struct WinogradConv {
     pub c_in: usize,
     pub c_out: usize,
     u: Vec<f32>,
+    im2col: Option<Vec<f32>>,
     bias: Vec<f32>,
 }
 
@@ -45,6 +55,24 @@ impl WinogradConv {
     pub fn new(weight: &[f32], bias: &[f32], c_in: usize, c_out: usize) -> Self {
         assert_eq!(weight.len(), c_out * c_in * 9);
         assert_eq!(bias.len(), c_out);
+        if c_in <= IM2COL_MAX_C_IN {
+            // Row (dy * 3 + dx) * c_in + ci, column co.
+            let mut b = vec![0f32; 9 * c_in * c_out];
+            for co in 0..c_out {
+                for ci in 0..c_in {
+                    for tap in 0..9 {
+                        b[(tap * c_in + ci) * c_out + co] = weight[(co * c_in + ci) * 9 + tap];
+                    }
+                }
+            }
+            return Self {
+                c_in,
+                c_out,
+                u: Vec::new(),
+                im2col: Some(pack_b(&b, 9 * c_in, c_out)),
+                bias: bias.to_vec(),
+            };
+        }
         let mut u = vec![0f32; 16 * c_in * c_out];
         for co in 0..c_out {
             for ci in 0..c_in {
@@ -72,6 +100,7 @@ impl WinogradConv {
             c_in,
             c_out,
             u,
+            im2col: None,
             bias: bias.to_vec(),
         }
     }
@@ -88,6 +117,13 @@ impl WinogradConv {
     pub fn forward_into(&self, input: &[f32], h: usize, w: usize, output: &mut Vec<f32>) {
         assert_eq!(input.len(), h * w * self.c_in);
         set_len(output, h * w * self.c_out);
+        if let Some(b) = &self.im2col {
+            output
+                .par_chunks_mut(IM2COL_ROWS * w * self.c_out)
+                .enumerate()
+                .for_each(|(i, out)| self.im2col_block(b, input, h, w, i * IM2COL_ROWS, out));
+            return;
+        }
         let (tiles_w, tiles_h) = (w.div_ceil(2), h.div_ceil(2));
         if tiles_w * tiles_h <= WHOLE_IMAGE_TILES {
             self.whole_image(input, h, w, output);
@@ -106,6 +142,42 @@ impl WinogradConv {
                 let ty1 = (ty0 + rows_per_block).min(tiles_h);
                 self.block(input, h, w, ty0..ty1, out_block);
             });
+    }
+
+    /// Output rows from `y0` (as many as `out` holds) by im2col: each pixel's 3x3 neighbourhood
+    /// as one row of `9 c_in` values, times the packed kernel matrix `b`, + bias, ReLU.
+    fn im2col_block(
+        &self,
+        b: &[f32],
+        input: &[f32],
+        h: usize,
+        w: usize,
+        y0: usize,
+        out: &mut [f32],
+    ) {
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        let k = 9 * c_in;
+        let pixels = out.len() / c_out;
+        let (mut cols, m) = take_scratch(pixels * k, 0);
+        for (p, row) in cols[..pixels * k].chunks_exact_mut(k).enumerate() {
+            let (y, x) = (y0 + p / w, p % w);
+            for (tap, dst) in row.chunks_exact_mut(c_in).enumerate() {
+                let (yy, xx) = ((y + tap / 3).wrapping_sub(1), (x + tap % 3).wrapping_sub(1));
+                if yy < h && xx < w {
+                    let o = (yy * w + xx) * c_in;
+                    dst.copy_from_slice(&input[o..o + c_in]);
+                } else {
+                    dst.fill(0.0);
+                }
+            }
+        }
+        matmul_packed(&cols, k, b, out, c_out, pixels, k, c_out);
+        for px in out.chunks_exact_mut(c_out) {
+            for (v, bias) in px.iter_mut().zip(&self.bias) {
+                *v = (*v + bias).max(0.0);
+            }
+        }
+        put_scratch(cols, m);
     }
 
     /// Tile rows `rows`: input transform, 16 matrix products, output transform into
