@@ -87,14 +87,15 @@ pub enum Command {
         /// Side of the contour drawings fed to the network (sketch search).
         #[arg(long, default_value_t = 224)]
         sketch_size: u32,
-        /// Describe contour drawings as filled pseudo-micrographs.
+        /// Describe contour drawings by their lines instead of as filled pseudo-micrographs
+        /// (a sketch query then needs two forward passes instead of one).
         #[arg(long)]
-        sketch_fill: bool,
+        sketch_lines: bool,
         /// Conv layer describing drawings: 21 (conv4_3) or 28 (conv5_3).
         #[arg(long, default_value_t = 21)]
         sketch_layer: usize,
         /// Weight of drawing-vs-micrograph similarity in sketch queries (0..1).
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.6)]
         sketch_image_weight: f32,
     },
     /// Find the database images most similar to each query image.
@@ -272,7 +273,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             data_bar,
             sketch_pooling,
             sketch_size,
-            sketch_fill,
+            sketch_lines,
             sketch_layer,
             sketch_image_weight,
         } => {
@@ -297,7 +298,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 sketch: SketchConfig {
                     pooling: sketch_pooling.parse::<Pooling>()?,
                     input_size: sketch_size.clamp(32, 1024),
-                    fill: sketch_fill,
+                    fill: !sketch_lines,
                     layer: sketch_layer,
                     image_weight: sketch_image_weight.clamp(0.0, 1.0),
                     ..SketchConfig::default()

@@ -222,13 +222,9 @@ fn sketch_search_by_shape_class_and_tracings() {
     };
     assert!(p("Cube").0 >= 0.80, "Cube {:?}", p("Cube"));
     assert!(p("Stick").0 >= 0.60, "Stick {:?}", p("Stick"));
-    // Known shortfall: the issue asks 0.50 for spheres; we reach about 0.4-0.5 (docs/quality.md).
-    // Guard against regressions: well above chance.
-    assert!(
-        p("Sphere").0 >= p("Sphere").1 + 0.15,
-        "Sphere {:?}",
-        p("Sphere")
-    );
+    // Spheres are the hard class (noisy labels, small particles): 0.51-0.58 over seeds 1-3
+    // (docs/quality.md); the issue asks 0.50.
+    assert!(p("Sphere").0 >= 0.50, "Sphere {:?}", p("Sphere"));
     assert!(
         r.tracings >= 100 && r.tracing_recall_at_10 >= 0.70,
         "tracings {}",

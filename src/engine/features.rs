@@ -111,15 +111,33 @@ pub fn describe(
     Ok(out)
 }
 
-/// Descriptors of one batch of same-size images under several poolings from a single forward
-/// pass (no flips): `out[p][i]` is image i pooled with `poolings[p]`, each a unit vector.
+/// Descriptors of same-size images under several poolings of one layer's map (no flips):
+/// `out[p][i]` is image i pooled with `poolings[p]`, each a unit vector.
 pub fn describe_pooled(
     vgg: &Vgg16,
     images: &[&Prepared],
     poolings: &[Pooling],
     layer: usize,
 ) -> Result<Vec<Vec<Vec<f32>>>> {
-    let mut out = vec![Vec::new(); poolings.len()];
+    let taps: Vec<(usize, Pooling)> = poolings.iter().map(|&p| (layer, p)).collect();
+    describe_taps(vgg, images, &taps)
+}
+
+/// Descriptors of same-size images at several (conv layer, pooling) taps from a single forward
+/// pass per batch (no flips): `out[t][i]` is image i's map after layer `taps[t].0` pooled with
+/// `taps[t].1`, each a unit vector.
+pub fn describe_taps(
+    vgg: &Vgg16,
+    images: &[&Prepared],
+    taps: &[(usize, Pooling)],
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    if taps.iter().any(|&(_, p)| p == Pooling::Fc2) {
+        return Err(Error::InvalidSetting(
+            "fc2 is not available for drawings".into(),
+        ));
+    }
+    let layers: Vec<usize> = taps.iter().map(|&(layer, _)| layer).collect();
+    let mut out = vec![Vec::new(); taps.len()];
     for chunk in images.chunks(BATCH_SIZE) {
         let size = chunk[0].size as usize;
         let mut planes = Vec::new();
@@ -127,19 +145,14 @@ pub fn describe_pooled(
             planes.extend_from_slice(&p.chw);
         }
         let batch = Tensor::from_vec(planes, (chunk.len(), 3, size, size), vgg.device())?;
-        let map = vgg.conv_until(&vgg.normalise(&batch)?, layer)?;
-        let (n, c, h, w) = map.dims4()?;
-        let flat: Vec<f32> = map.flatten_all()?.to_vec1()?;
-        for (p, &pooling) in poolings.iter().enumerate() {
-            if pooling == Pooling::Fc2 {
-                return Err(Error::InvalidSetting(
-                    "fc2 is not available for drawings".into(),
-                ));
-            }
+        let maps = vgg.conv_taps(&vgg.normalise(&batch)?, &layers)?;
+        for ((map, &(_, pooling)), descriptors) in maps.iter().zip(taps).zip(out.iter_mut()) {
+            let (n, c, h, w) = map.dims4()?;
+            let flat: Vec<f32> = map.flatten_all()?.to_vec1()?;
             for i in 0..n {
                 let mut v = pool(&flat[i * c * h * w..(i + 1) * c * h * w], c, h, w, pooling);
                 l2_normalise(&mut v);
-                out[p].push(v);
+                descriptors.push(v);
             }
         }
     }

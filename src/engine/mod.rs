@@ -113,25 +113,37 @@ impl Engine {
             ));
         }
         let w = image_weight.clamp(0.0, 1.0);
-        let prepared = sketch::drawing_input(drawing, &index.config.sketch);
-        let contour = features::describe_pooled(
-            &self.vgg,
-            &[&prepared],
-            &[index.config.sketch.pooling],
-            index.config.sketch.layer,
-        )?;
-        let qs = index.sketch_space.project(&contour[0][0]);
-        let qi = if w > 0.0 {
-            let pseudo = drawing_to_prepared(&sketch::pseudo_micrograph(drawing));
-            let image = features::describe_pooled(
+        let config = &index.config.sketch;
+        let image_tap = (vgg::CONV_INDICES[12], index.config.features.pooling);
+        let (qs, qi) = if config.fill && w > 0.0 {
+            // Drawings are described as pseudo-micrographs, which is also what the image part
+            // compares with the micrographs: one forward pass gives both descriptors.
+            let pseudo = sketch::drawing_input(drawing, config);
+            let d = features::describe_taps(
                 &self.vgg,
                 &[&pseudo],
-                &[index.config.features.pooling],
-                vgg::CONV_INDICES[12],
+                &[(config.layer, config.pooling), image_tap],
             )?;
-            index.image_space.project(&image[0][0])
+            (
+                index.sketch_space.project(&d[0][0]),
+                index.image_space.project(&d[1][0]),
+            )
         } else {
-            vec![0.0; index.image_space.dims]
+            let prepared = sketch::drawing_input(drawing, config);
+            let contour = features::describe_taps(
+                &self.vgg,
+                &[&prepared],
+                &[(config.layer, config.pooling)],
+            )?;
+            let qs = index.sketch_space.project(&contour[0][0]);
+            let qi = if w > 0.0 {
+                let pseudo = drawing_to_prepared(&sketch::pseudo_micrograph(drawing));
+                let image = features::describe_taps(&self.vgg, &[&pseudo], &[image_tap])?;
+                index.image_space.project(&image[0][0])
+            } else {
+                vec![0.0; index.image_space.dims]
+            };
+            (qs, qi)
         };
         let dot = crate::engine::index::dot;
         let n = index.sketch_space.len().min(index.image_space.len());

@@ -34,8 +34,9 @@ impl Default for SketchConfig {
             input_size: 224,
             // Chosen by measurement (docs/quality.md, "Sketch search").
             pooling: Pooling::Max,
-            image_weight: 0.5,
-            fill: false,
+            image_weight: 0.6,
+            // One forward pass per sketch query gives both descriptors (see `search_drawing`).
+            fill: true,
             layer: 21,
         }
     }

@@ -325,18 +325,43 @@ impl Vgg16 {
     /// The feature map after conv layer `last` (a timm `features` index such as 21 for conv4_3
     /// or 28 for conv5_3) and its ReLU, `[N, C, h, w]`.
     pub fn conv_until(&self, input: &Tensor, last: usize) -> Result<Tensor> {
-        if !CONV_INDICES.contains(&last) {
-            return Err(Error::InvalidSetting(format!(
-                "{last} is not a VGG16 conv layer index"
-            )));
-        }
-        match &self.fast {
-            Some(layers) => self.conv_fast(layers, input, last),
-            None => self.conv_reference_until(input, last),
-        }
+        Ok(self.conv_taps(input, &[last])?.remove(0))
     }
 
-    fn conv_fast(&self, layers: &[WinogradConv], input: &Tensor, last: usize) -> Result<Tensor> {
+    /// The feature maps after each conv layer in `taps` (timm `features` indices, in any
+    /// order), from one forward pass that stops at the deepest: `[N, C, h, w]` each, in the
+    /// order asked.
+    pub fn conv_taps(&self, input: &Tensor, taps: &[usize]) -> Result<Vec<Tensor>> {
+        if let Some(bad) = taps.iter().find(|t| !CONV_INDICES.contains(t)) {
+            return Err(Error::InvalidSetting(format!(
+                "{bad} is not a VGG16 conv layer index"
+            )));
+        }
+        let Some(&last) = taps.iter().max() else {
+            return Ok(Vec::new());
+        };
+        let maps = match &self.fast {
+            Some(layers) => self.conv_fast(layers, input, taps, last)?,
+            None => self.conv_reference_taps(input, taps, last)?,
+        };
+        // `maps` follows layer order; answer in the order asked.
+        let mut order: Vec<usize> = taps.to_vec();
+        order.sort_unstable();
+        order.dedup();
+        Ok(taps
+            .iter()
+            .map(|t| maps[order.binary_search(t).unwrap_or(0)].clone())
+            .collect())
+    }
+
+    /// Maps after the distinct layers of `taps` in layer order (the fast channel-last path).
+    fn conv_fast(
+        &self,
+        layers: &[WinogradConv],
+        input: &Tensor,
+        taps: &[usize],
+        last: usize,
+    ) -> Result<Vec<Tensor>> {
         let (n, c, h0, w0) = input.dims4()?;
         if c != 3 {
             return Err(Error::InvalidSetting(format!(
@@ -350,16 +375,23 @@ impl Vgg16 {
             static BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
         }
         let (mut a, mut b) = BUFFERS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
-        let mut out = Vec::new();
-        let (mut h, mut w, mut channels) = (h0, w0, 3);
-        for image in nhwc.chunks_exact(h0 * w0 * 3) {
+        // Per tapped layer: the maps of the whole batch, and their shape.
+        let mut taken: Vec<(Vec<f32>, (usize, usize, usize))> = Vec::new();
+        for (i, image) in nhwc.chunks_exact(h0 * w0 * 3).enumerate() {
             a.clear();
             a.extend_from_slice(image);
-            (h, w) = (h0, w0);
+            let (mut h, mut w) = (h0, w0);
+            let mut tap = 0;
             for (layer, idx) in layers.iter().zip(CONV_INDICES) {
                 layer.forward_into(&a, h, w, &mut b);
                 std::mem::swap(&mut a, &mut b);
-                channels = layer.c_out;
+                if taps.contains(&idx) {
+                    if i == 0 {
+                        taken.push((Vec::with_capacity(n * a.len()), (h, w, layer.c_out)));
+                    }
+                    taken[tap].0.extend_from_slice(&a);
+                    tap += 1;
+                }
                 if idx == last {
                     break;
                 }
@@ -369,12 +401,16 @@ impl Vgg16 {
                     (h, w) = (h / 2, w / 2);
                 }
             }
-            out.extend_from_slice(&a);
         }
         BUFFERS.with(|cell| *cell.borrow_mut() = (a, b));
-        Ok(Tensor::from_vec(out, (n, h, w, channels), &self.device)?
-            .permute((0, 3, 1, 2))?
-            .contiguous()?)
+        taken
+            .into_iter()
+            .map(|(data, (h, w, channels))| {
+                Ok(Tensor::from_vec(data, (n, h, w, channels), &self.device)?
+                    .permute((0, 3, 1, 2))?
+                    .contiguous()?)
+            })
+            .collect()
     }
 
     /// conv5_3 with candle's own `conv2d`: the straightforward path the fast one is checked
@@ -384,12 +420,26 @@ impl Vgg16 {
     }
 
     fn conv_reference_until(&self, input: &Tensor, last: usize) -> Result<Tensor> {
+        Ok(self.conv_reference_taps(input, &[last], last)?.remove(0))
+    }
+
+    /// Maps after the distinct layers of `taps` in layer order, with candle's `conv2d`.
+    fn conv_reference_taps(
+        &self,
+        input: &Tensor,
+        taps: &[usize],
+        last: usize,
+    ) -> Result<Vec<Tensor>> {
         let mut x = input.clone();
+        let mut maps = Vec::new();
         for (layer, idx) in self.convs.iter().zip(CONV_INDICES) {
             x = x
                 .conv2d(&layer.weight, 1, 1, 1, 1)?
                 .broadcast_add(&layer.bias)?
                 .relu()?;
+            if taps.contains(&idx) {
+                maps.push(x.clone());
+            }
             if idx == last {
                 break;
             }
@@ -397,7 +447,7 @@ impl Vgg16 {
                 x = x.max_pool2d(2)?;
             }
         }
-        Ok(x)
+        Ok(maps)
     }
 
     /// fc2 after ReLU, `[N, 4096]`, from conv5_3 of a 224x224 input; None without fc weights.
@@ -481,6 +531,40 @@ pub(crate) mod tests {
         assert_eq!(y.dims(), &[2, 512, 4, 3]);
         assert!(!vgg.has_fc());
         assert!(vgg.fc2(&y).expect("no fc").is_none());
+    }
+
+    #[test]
+    fn taps_of_one_pass_equal_separate_passes_in_the_order_asked() {
+        let vgg = Vgg16::from_tensors(
+            random_tensors(false),
+            InputNorm::Caffe,
+            Path::new("r"),
+            &Device::Cpu,
+            "x".into(),
+        )
+        .expect("random weights");
+        let x = vgg
+            .normalise(&Tensor::rand(0f32, 255.0, (2, 3, 64, 48), &Device::Cpu).expect("rand"))
+            .expect("norm");
+        let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().expect("f").to_vec1().expect("v") };
+        let maps = vgg.conv_taps(&x, &[28, 21, 28]).expect("taps");
+        assert_eq!(maps.len(), 3);
+        assert_eq!(maps[0].dims(), &[2, 512, 4, 3]);
+        assert_eq!(maps[1].dims(), &[2, 512, 8, 6]);
+        assert_eq!(
+            flat(&maps[0]),
+            flat(&vgg.conv_until(&x, 28).expect("conv5"))
+        );
+        assert_eq!(
+            flat(&maps[1]),
+            flat(&vgg.conv_until(&x, 21).expect("conv4"))
+        );
+        assert_eq!(flat(&maps[2]), flat(&maps[0]));
+        assert!(
+            vgg.conv_taps(&x, &[27]).is_err(),
+            "27 is a ReLU, not a conv"
+        );
+        assert!(vgg.conv_taps(&x, &[]).expect("none").is_empty());
     }
 
     #[test]
