@@ -514,16 +514,21 @@ pub(crate) mod tests {
         map
     }
 
-    #[test]
-    fn conv5_has_vgg_shape_for_a_batch() {
-        let vgg = Vgg16::from_tensors(
-            random_tensors(false),
-            InputNorm::Caffe,
+    /// A whole model on [`random_tensors`].
+    fn random_vgg(with_fc: bool, norm: InputNorm) -> Vgg16 {
+        Vgg16::from_tensors(
+            random_tensors(with_fc),
+            norm,
             Path::new("r"),
             &Device::Cpu,
             "x".into(),
         )
-        .expect("random weights");
+        .expect("random weights")
+    }
+
+    #[test]
+    fn conv5_has_vgg_shape_for_a_batch() {
+        let vgg = random_vgg(false, InputNorm::Caffe);
         let x = Tensor::rand(0f32, 255.0, (2, 3, 64, 48), &Device::Cpu).expect("rand");
         let y = vgg
             .conv5(&vgg.normalise(&x).expect("norm"))
@@ -535,14 +540,7 @@ pub(crate) mod tests {
 
     #[test]
     fn taps_of_one_pass_equal_separate_passes_in_the_order_asked() {
-        let vgg = Vgg16::from_tensors(
-            random_tensors(false),
-            InputNorm::Caffe,
-            Path::new("r"),
-            &Device::Cpu,
-            "x".into(),
-        )
-        .expect("random weights");
+        let vgg = random_vgg(false, InputNorm::Caffe);
         let x = vgg
             .normalise(&Tensor::rand(0f32, 255.0, (2, 3, 64, 48), &Device::Cpu).expect("rand"))
             .expect("norm");
@@ -569,14 +567,7 @@ pub(crate) mod tests {
 
     #[test]
     fn fc2_descriptor_with_full_weights() {
-        let vgg = Vgg16::from_tensors(
-            random_tensors(true),
-            InputNorm::Torchvision,
-            Path::new("r"),
-            &Device::Cpu,
-            "x".into(),
-        )
-        .expect("random weights");
+        let vgg = random_vgg(true, InputNorm::Torchvision);
         let x = Tensor::rand(0f32, 255.0, (1, 3, 224, 224), &Device::Cpu).expect("rand");
         let c5 = vgg
             .conv5(&vgg.normalise(&x).expect("norm"))
@@ -587,14 +578,7 @@ pub(crate) mod tests {
 
     #[test]
     fn batch_rows_equal_single_image_rows() {
-        let vgg = Vgg16::from_tensors(
-            random_tensors(false),
-            InputNorm::Caffe,
-            Path::new("r"),
-            &Device::Cpu,
-            "x".into(),
-        )
-        .expect("random weights");
+        let vgg = random_vgg(false, InputNorm::Caffe);
         let x = Tensor::rand(0f32, 255.0, (2, 3, 32, 32), &Device::Cpu).expect("rand");
         let both = vgg.conv5(&vgg.normalise(&x).expect("n")).expect("f");
         let one = vgg
@@ -613,14 +597,7 @@ pub(crate) mod tests {
 
     #[test]
     fn fast_path_equals_candle_path() {
-        let vgg = Vgg16::from_tensors(
-            random_tensors(false),
-            InputNorm::Caffe,
-            Path::new("r"),
-            &Device::Cpu,
-            "x".into(),
-        )
-        .expect("random weights");
+        let vgg = random_vgg(false, InputNorm::Caffe);
         let x = vgg
             .normalise(&Tensor::rand(0f32, 255.0, (2, 3, 64, 80), &Device::Cpu).expect("rand"))
             .expect("n");
@@ -646,14 +623,7 @@ pub(crate) mod tests {
 
     #[test]
     fn caffe_normalisation_subtracts_the_mean() {
-        let vgg = Vgg16::from_tensors(
-            random_tensors(false),
-            InputNorm::Caffe,
-            Path::new("r"),
-            &Device::Cpu,
-            "x".into(),
-        )
-        .expect("random weights");
+        let vgg = random_vgg(false, InputNorm::Caffe);
         let x = Tensor::full(123.68f32, (1, 3, 1, 1), &Device::Cpu).expect("full");
         let v: Vec<f32> = vgg
             .normalise(&x)
