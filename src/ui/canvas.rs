@@ -3,7 +3,7 @@
 //! undo/redo. Rasterising happens in the engine, not here.
 
 use egui::emath::RectTransform;
-use egui::{Color32, Pos2, Rect, Sense, Stroke as PaintStroke, Vec2};
+use egui::{Color32, Event, PointerButton, Pos2, Rect, Sense, Stroke as PaintStroke, Vec2};
 
 use crate::engine::sketch::Stroke;
 
@@ -28,6 +28,8 @@ pub struct CanvasState {
     pub pen_width: f32,
     current: Vec<[f32; 2]>,
     stamp_start: Option<[f32; 2]>,
+    /// The pen was put down on the canvas and not lifted yet.
+    pen_down: bool,
 }
 
 impl Default for CanvasState {
@@ -40,6 +42,7 @@ impl Default for CanvasState {
             pen_width: 2.5,
             current: Vec::new(),
             stamp_start: None,
+            pen_down: false,
         }
     }
 }
@@ -189,15 +192,12 @@ impl CanvasState {
         let canvas_from_screen = screen_from_canvas.inverse();
         painter.rect_filled(response.rect, 2.0, Color32::WHITE);
         let mut changed = false;
-        if let Some(pointer) = response.interact_pointer_pos() {
+        if self.tool == Tool::Pen {
+            changed |= self.pen_events(ui, &response, canvas_from_screen);
+        } else if let Some(pointer) = response.interact_pointer_pos() {
             let p = canvas_from_screen * pointer;
             let p = [p.x.clamp(0.0, 1.0), p.y.clamp(0.0, 1.0)];
             match self.tool {
-                Tool::Pen => {
-                    if self.current.last() != Some(&p) {
-                        self.current.push(p);
-                    }
-                }
                 Tool::Eraser => {
                     let radius = 0.02;
                     if self.strokes.iter().any(|s| near_stroke(s, p, radius)) {
@@ -212,7 +212,9 @@ impl CanvasState {
                 }
             }
         }
-        if response.drag_stopped() || (response.clicked() && !self.current.is_empty()) {
+        if self.tool != Tool::Pen
+            && (response.drag_stopped() || (response.clicked() && !self.current.is_empty()))
+        {
             if !self.current.is_empty() && self.tool != Tool::Eraser {
                 let points = std::mem::take(&mut self.current);
                 self.add_stroke(Stroke { points });
@@ -235,6 +237,62 @@ impl CanvasState {
                 painter.circle_filled(pts[0], self.pen_width / 2.0, Color32::BLACK);
             } else if pts.len() > 1 {
                 painter.add(egui::Shape::line(pts, paint));
+            }
+        }
+        changed
+    }
+
+    /// The pen follows every pointer event of the frame rather than one position per frame, so
+    /// a slow frame (software rendering, a busy machine) neither cuts a stroke's corners nor
+    /// joins it to the next one when the pen is lifted and put down again within that frame.
+    fn pen_events(
+        &mut self,
+        ui: &egui::Ui,
+        response: &egui::Response,
+        canvas_from_screen: RectTransform,
+    ) -> bool {
+        let to_canvas = |pos: Pos2| {
+            let p = canvas_from_screen * pos;
+            [p.x.clamp(0.0, 1.0), p.y.clamp(0.0, 1.0)]
+        };
+        // Pressed on the canvas itself, not on a window or menu drawn over it.
+        let on_canvas = |pos: Pos2| {
+            response.rect.contains(pos) && ui.ctx().layer_id_at(pos) == Some(response.layer_id)
+        };
+        let mut changed = false;
+        for event in ui.input(|i| i.events.clone()) {
+            let (pos, lift) = match event {
+                Event::PointerButton {
+                    pos,
+                    button: PointerButton::Primary,
+                    pressed,
+                    ..
+                } => {
+                    if pressed && on_canvas(pos) {
+                        self.pen_down = true;
+                        self.current.clear();
+                    }
+                    (Some(pos), !pressed)
+                }
+                Event::PointerMoved(pos) => (Some(pos), false),
+                Event::PointerGone => (None, true),
+                _ => continue,
+            };
+            if !self.pen_down {
+                continue;
+            }
+            if let Some(p) = pos.map(to_canvas) {
+                if self.current.last() != Some(&p) {
+                    self.current.push(p);
+                }
+            }
+            if lift {
+                self.pen_down = false;
+                let points = std::mem::take(&mut self.current);
+                if !points.is_empty() {
+                    self.add_stroke(Stroke { points });
+                    changed = true;
+                }
             }
         }
         changed
@@ -262,6 +320,56 @@ mod tests {
         assert!(c.strokes.is_empty());
         assert!(c.undo());
         assert_eq!(c.strokes.len(), 2);
+    }
+
+    #[test]
+    fn pen_strokes_lifted_and_put_down_within_one_frame_stay_apart() {
+        // State: the canvas and where it was placed.
+        let mut h = egui_kittest::Harness::new_ui_state(
+            |ui, (c, origin): &mut (CanvasState, Pos2)| {
+                *origin = ui.cursor().min;
+                c.canvas_ui(ui, 200.0);
+            },
+            (CanvasState::default(), Pos2::ZERO),
+        );
+        h.run();
+        let origin = h.state().1;
+        let at = |x: f32, y: f32| origin + Vec2::new(x, y);
+        let button = |pos: Pos2, pressed: bool| Event::PointerButton {
+            pos,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        };
+        // Two strokes, all in one frame, as a slow frame receives them.
+        let events = [
+            Event::PointerMoved(at(20.0, 20.0)),
+            button(at(20.0, 20.0), true),
+            Event::PointerMoved(at(40.0, 20.0)),
+            Event::PointerMoved(at(60.0, 40.0)),
+            button(at(60.0, 40.0), false),
+            Event::PointerMoved(at(150.0, 150.0)),
+            button(at(150.0, 150.0), true),
+            Event::PointerMoved(at(160.0, 180.0)),
+            button(at(160.0, 180.0), false),
+        ];
+        h.input_mut().events.extend(events);
+        h.step();
+        let strokes = &h.state().0.strokes;
+        assert_eq!(strokes.len(), 2, "{strokes:?}");
+        assert_eq!(strokes[0].points.len(), 3, "every move is a point");
+        assert_eq!(strokes[1].points.len(), 2);
+        assert!(strokes[0].points.iter().all(|p| p[0] < 0.4 && p[1] < 0.4));
+        assert!(strokes[1].points.iter().all(|p| p[0] > 0.7 && p[1] > 0.7));
+        // A press outside the canvas draws nothing.
+        h.input_mut().events.extend([
+            Event::PointerMoved(at(300.0, 20.0)),
+            button(at(300.0, 20.0), true),
+            Event::PointerMoved(at(100.0, 100.0)),
+            button(at(100.0, 100.0), false),
+        ]);
+        h.step();
+        assert_eq!(h.state().0.strokes.len(), 2);
     }
 
     #[test]
