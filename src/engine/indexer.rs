@@ -132,7 +132,7 @@ pub fn load_reusable(
             None
         }
         Ok(old) => {
-            if old.config.sketch != config.sketch {
+            if !old.config.sketch.same_descriptors(&config.sketch) {
                 notes.push("contour settings changed; redrawing every image's contours".into());
             }
             Some(old)
@@ -168,7 +168,7 @@ pub fn build_index(
     let old = load_reusable(&job.index_path, &config, &db_dir, &mut report.notes);
     let sketch_same = old
         .as_ref()
-        .is_some_and(|o| o.config.sketch == config.sketch);
+        .is_some_and(|o| o.config.sketch.same_descriptors(&config.sketch));
     let mut reusable: HashMap<String, Entry> = HashMap::new();
     if let Some(old) = old {
         for e in old.entries {

@@ -42,6 +42,17 @@ impl Default for SketchConfig {
     }
 }
 
+impl SketchConfig {
+    /// Whether drawings are described the same way under both settings, so that stored
+    /// sketch descriptors stay valid (the image weight only matters at query time).
+    pub fn same_descriptors(&self, other: &Self) -> bool {
+        Self {
+            image_weight: other.image_weight,
+            ..*self
+        } == *other
+    }
+}
+
 /// The grey image the contour pipeline starts from: data bar cut, resized to `size`.
 pub fn working_gray(img: &DynamicImage, size: u32, data_bar_rows: u32) -> GrayImage {
     let (w, h) = (img.width(), img.height());
@@ -278,6 +289,23 @@ pub const SKETCH_DATA_BAR: DataBar = DataBar::Keep;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_settings_that_change_descriptors_count_as_a_change() {
+        let base = SketchConfig::default();
+        let weight = SketchConfig {
+            image_weight: 0.2,
+            ..base
+        };
+        assert!(base.same_descriptors(&weight));
+        let lines = SketchConfig {
+            fill: false,
+            ..base
+        };
+        assert!(!base.same_descriptors(&lines));
+        let layer = SketchConfig { layer: 28, ..base };
+        assert!(!base.same_descriptors(&layer));
+    }
 
     #[test]
     fn thinning_reduces_a_thick_bar_to_a_line() {
