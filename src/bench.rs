@@ -184,6 +184,13 @@ pub fn run(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     out.insert("cores".into(), json!(cores));
     out.insert("threads".into(), json!(rayon::current_num_threads()));
+    // Which convolution code runs (MORPHOSEARCH_PORTABLE=1 forces the portable one).
+    let code = if crate::engine::gemm512::available() {
+        "avx512"
+    } else {
+        "portable"
+    };
+    out.insert("conv_code".into(), json!(code));
     let t = Instant::now();
     let engine = engine_load()?;
     out.insert(

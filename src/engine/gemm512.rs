@@ -17,16 +17,26 @@ pub const NR: usize = 32;
 /// Depth of one pass over a packed strip: `KC x NR` floats (32 KiB) stay in L1.
 const KC: usize = 256;
 
-/// Whether the AVX-512 kernel can run on this CPU.
+/// Environment variable that, set to 1, makes the convolution use its portable code even where
+/// AVX-512 is present (to test or time what CPUs without it run).
+pub const PORTABLE_ENV: &str = "MORPHOSEARCH_PORTABLE";
+
+/// Whether the AVX-512 kernel and transforms run: the CPU has AVX-512F and
+/// [`PORTABLE_ENV`] is not set to 1 (both read once).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WIDE.get_or_init(|| {
+        let portable = std::env::var(PORTABLE_ENV).is_ok_and(|v| v == "1");
+        #[cfg(target_arch = "x86_64")]
+        {
+            !portable && std::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = portable;
+            false
+        }
+    })
 }
 
 /// Floats in `pack_b(_, k, n)`.

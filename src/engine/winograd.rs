@@ -464,63 +464,62 @@ pub fn max_pool_2x2_into(input: &[f32], h: usize, w: usize, c: usize, out: &mut 
     });
 }
 
+/// Relative L2 difference between [`WinogradConv`] and candle's `conv2d` + bias + ReLU (the
+/// straightforward path) on random data of each `(h, w, c_in, c_out)`. The tests run it on the
+/// AVX-512 code and, with [`super::gemm512::PORTABLE_ENV`] set, on the portable code.
+pub fn difference_from_candle(
+    shapes: &[(usize, usize, usize, usize)],
+) -> crate::engine::error::Result<Vec<f32>> {
+    use candle_core::{Device, Tensor};
+    let nhwc = |t: &Tensor| -> candle_core::Result<Vec<f32>> {
+        t.permute((0, 2, 3, 1))?.flatten_all()?.to_vec1()
+    };
+    let mut out = Vec::with_capacity(shapes.len());
+    for &(h, w, c_in, c_out) in shapes {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (1, c_in, h, w), &dev)?;
+        let k = Tensor::randn(0f32, 0.3, (c_out, c_in, 3, 3), &dev)?;
+        let b = Tensor::randn(0f32, 0.1, c_out, &dev)?;
+        let reference = x
+            .conv2d(&k, 1, 1, 1, 1)?
+            .broadcast_add(&b.reshape((1, c_out, 1, 1))?)?
+            .relu()?;
+        let conv = WinogradConv::new(
+            &k.flatten_all()?.to_vec1::<f32>()?,
+            &b.to_vec1::<f32>()?,
+            c_in,
+            c_out,
+        );
+        let ours = conv.forward(&nhwc(&x)?, h, w);
+        let want = nhwc(&reference)?;
+        let num: f32 = ours.iter().zip(&want).map(|(x, y)| (x - y) * (x - y)).sum();
+        let den: f32 = want.iter().map(|y| y * y).sum();
+        out.push((num / den.max(1e-20)).sqrt());
+    }
+    Ok(out)
+}
+
+/// Shapes that take every path: im2col (few input channels), whole-image (few tiles), row
+/// blocks with an odd last block, odd sizes, channel counts that are not multiples of 16 or 32.
+pub const CHECK_SHAPES: [(usize, usize, usize, usize); 7] = [
+    (8, 8, 3, 5),
+    (7, 9, 4, 6),
+    (1, 1, 2, 3),
+    (14, 14, 16, 8),
+    (30, 2, 5, 5),
+    (41, 36, 5, 7),
+    (36, 40, 33, 64),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Tensor};
-
-    fn rel_l2(a: &[f32], b: &[f32]) -> f32 {
-        let num: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
-        let den: f32 = b.iter().map(|y| y * y).sum();
-        (num / den.max(1e-20)).sqrt()
-    }
 
     #[test]
     fn matches_candle_conv2d_on_odd_and_even_sizes() {
-        for (h, w, c_in, c_out) in [
-            (8, 8, 3, 5),
-            (7, 9, 4, 6),
-            (1, 1, 2, 3),
-            (14, 14, 16, 8),
-            (30, 2, 5, 5),
-            // More tiles than WHOLE_IMAGE_TILES: the row-block path, with an odd last block.
-            (41, 36, 5, 7),
-            (36, 40, 33, 64),
-        ] {
-            let dev = Device::Cpu;
-            let x = Tensor::randn(0f32, 1.0, (1, c_in, h, w), &dev).expect("x");
-            let k = Tensor::randn(0f32, 0.3, (c_out, c_in, 3, 3), &dev).expect("k");
-            let b = Tensor::randn(0f32, 0.1, c_out, &dev).expect("b");
-            let reference = x
-                .conv2d(&k, 1, 1, 1, 1)
-                .expect("conv")
-                .broadcast_add(&b.reshape((1, c_out, 1, 1)).expect("r"))
-                .expect("add")
-                .relu()
-                .expect("relu");
-            let reference: Vec<f32> = reference
-                .permute((0, 2, 3, 1))
-                .expect("p")
-                .flatten_all()
-                .expect("f")
-                .to_vec1()
-                .expect("v");
-            let nhwc: Vec<f32> = x
-                .permute((0, 2, 3, 1))
-                .expect("p")
-                .flatten_all()
-                .expect("f")
-                .to_vec1()
-                .expect("v");
-            let conv = WinogradConv::new(
-                &k.flatten_all().expect("f").to_vec1::<f32>().expect("v"),
-                &b.to_vec1::<f32>().expect("v"),
-                c_in,
-                c_out,
-            );
-            let ours = conv.forward(&nhwc, h, w);
-            let err = rel_l2(&ours, &reference);
-            assert!(err < 1e-5, "{h}x{w} {c_in}->{c_out}: {err}");
+        let errors = difference_from_candle(&CHECK_SHAPES).expect("compare");
+        for (shape, err) in CHECK_SHAPES.iter().zip(errors) {
+            assert!(err < 1e-5, "{shape:?}: {err}");
         }
     }
 
