@@ -107,7 +107,8 @@ pub struct MorphoApp {
     query_texture: Option<egui::TextureHandle>,
     pub crop: Option<Crop>,
     crop_drag: Option<egui::Pos2>,
-    sketch_texture: Option<egui::TextureHandle>,
+    /// What the network looked at for the last sketch query.
+    sketch_textures: Vec<egui::TextureHandle>,
     pub canvas: CanvasState,
     sketch_due: Option<Instant>,
     thumbs: Thumbnails,
@@ -174,7 +175,7 @@ impl MorphoApp {
             query_texture: None,
             crop: None,
             crop_drag: None,
-            sketch_texture: None,
+            sketch_textures: Vec::new(),
             canvas: CanvasState::default(),
             sketch_due: None,
             thumbs: Thumbnails::new(THUMBNAIL_CAPACITY),
@@ -419,8 +420,12 @@ impl MorphoApp {
                     self.hits_are_sketch = sketch;
                     self.last_query_ms = Some(elapsed_ms);
                     self.query_map = query_map;
-                    if let Some(d) = drawing {
-                        self.sketch_texture = Some(gray_texture(ctx, "sketch", &d));
+                    if sketch {
+                        self.sketch_textures = drawing
+                            .iter()
+                            .enumerate()
+                            .map(|(i, d)| gray_texture(ctx, &format!("sketch{i}"), d))
+                            .collect();
                     }
                     self.status = format!("{} results in {:.0} ms", self.hits.len(), elapsed_ms);
                 }
@@ -955,9 +960,24 @@ impl MorphoApp {
         if self.canvas.canvas_ui(ui, side) {
             action = Some(Action::SketchChanged);
         }
-        if let Some(t) = &self.sketch_texture {
-            ui.label("What the engine compared (normalised drawing):");
-            ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(side / 2.0, side / 2.0)));
+        if !self.sketch_textures.is_empty() {
+            ui.label(if self.sketch_textures.len() == 1 {
+                "What the network compared (your drawing as a pseudo-micrograph):"
+            } else {
+                "What the network compared (your drawing, and as a pseudo-micrograph):"
+            })
+            .on_hover_text(
+                "Enclosed outlines become bright particles on a dark background, as in an \
+                     SEM image; this is compared with the database's contour drawings and \
+                     micrographs.",
+            );
+            ui.horizontal(|ui| {
+                for t in &self.sketch_textures {
+                    ui.add(
+                        egui::Image::new(t).fit_to_exact_size(egui::vec2(side / 2.0, side / 2.0)),
+                    );
+                }
+            });
         }
         ui.separator();
         let mut k = self.settings.top_k;

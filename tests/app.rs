@@ -153,6 +153,12 @@ fn drop_sketch_preview_browse_export() {
     step_until(&mut h, 120, "sketch results", |a| {
         a.hits_are_sketch && !a.hits.is_empty()
     });
+    h.step();
+    assert!(
+        h.query_by_label_contains("What the network compared")
+            .is_some(),
+        "the network's view of the drawing is shown"
+    );
 
     // Moving a threshold slider changes the preview.
     h.get_by_label("Contours").click();

@@ -268,6 +268,20 @@ pub fn drawing_input(drawing: &GrayImage, config: &SketchConfig) -> Prepared {
     }
 }
 
+/// The images the network describes for a sketch query on `drawing` under `config`, for
+/// showing the chemist what was compared: the pseudo-micrograph (both descriptors come from it),
+/// or with line descriptors the drawing itself and, when the image part counts, its
+/// pseudo-micrograph.
+pub fn network_views(drawing: &GrayImage, config: &SketchConfig) -> Vec<GrayImage> {
+    if config.fill {
+        vec![pseudo_micrograph(drawing)]
+    } else if config.image_weight > 0.0 {
+        vec![drawing.clone(), pseudo_micrograph(drawing)]
+    } else {
+        vec![drawing.clone()]
+    }
+}
+
 /// A drawing as network input (grey replicated to RGB, 0..255).
 pub fn drawing_to_prepared(drawing: &GrayImage) -> Prepared {
     let n = (drawing.width() * drawing.height()) as usize;
@@ -305,6 +319,27 @@ mod tests {
         assert!(!base.same_descriptors(&lines));
         let layer = SketchConfig { layer: 28, ..base };
         assert!(!base.same_descriptors(&layer));
+    }
+
+    #[test]
+    fn network_views_follow_the_descriptor_setting() {
+        let s = Stroke {
+            points: vec![[0.3, 0.3], [0.7, 0.3], [0.7, 0.7], [0.3, 0.7], [0.3, 0.3]],
+        };
+        let config = SketchConfig::default();
+        let drawing = rasterise_strokes(&[s], &config).expect("draw");
+        let filled = network_views(&drawing, &config);
+        assert_eq!(filled.len(), 1);
+        // Dark background outside, bright particle inside.
+        assert!(filled[0].get_pixel(5, 5)[0] < 80);
+        assert!(filled[0].get_pixel(112, 112)[0] > 150);
+        let lines = SketchConfig {
+            fill: false,
+            ..config
+        };
+        let views = network_views(&drawing, &lines);
+        assert_eq!(views.len(), 2);
+        assert_eq!(views[0], drawing);
     }
 
     #[test]
