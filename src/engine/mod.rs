@@ -17,6 +17,7 @@ pub mod sketch;
 pub mod sketchgen;
 pub mod vgg;
 pub mod winograd;
+pub mod winograd4;
 
 use std::path::Path;
 

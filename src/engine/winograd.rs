@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::gemm512::{matmul_packed, pack_b, packed_len, par_matmul_batched};
+use super::winograd4::Winograd4;
 
 /// Filter transform G (4x3).
 const G: [[f32; 3]; 4] = [
@@ -30,6 +31,10 @@ const BLOCK_TILES: usize = 192;
 /// kernels, which at 512 channels are 16 MiB a layer).
 const WHOLE_IMAGE_TILES: usize = 256;
 
+/// Layers whose `c_in x c_out` is at most this (VGG16's up to 256 channels) also get the
+/// F(4x4, 3x3) form for large maps: 36 kernel matrices of at most 9 MiB in all.
+const F4_MAX_KERNEL: usize = 256 * 256;
+
 /// Layers with at most this many input channels (VGG16's first, RGB) run as im2col + one
 /// matrix product instead: with 3 channels the Winograd transforms and the 16 stored products
 /// (four times the output's size) cost more than the multiplications they save.
@@ -47,6 +52,8 @@ pub struct WinogradConv {
     pub c_out: usize,
     u: Vec<f32>,
     im2col: Option<Vec<f32>>,
+    /// The F(4x4, 3x3) form for large maps, for layers whose kernels stay small.
+    f4: Option<Winograd4>,
     bias: Vec<f32>,
 }
 
@@ -70,6 +77,7 @@ impl WinogradConv {
                 c_out,
                 u: Vec::new(),
                 im2col: Some(pack_b(&b, 9 * c_in, c_out)),
+                f4: None,
                 bias: bias.to_vec(),
             };
         }
@@ -101,6 +109,7 @@ impl WinogradConv {
             c_out,
             u,
             im2col: None,
+            f4: (c_in * c_out <= F4_MAX_KERNEL).then(|| Winograd4::new(weight, c_in, c_out)),
             bias: bias.to_vec(),
         }
     }
@@ -127,6 +136,10 @@ impl WinogradConv {
         let (tiles_w, tiles_h) = (w.div_ceil(2), h.div_ceil(2));
         if tiles_w * tiles_h <= WHOLE_IMAGE_TILES {
             self.whole_image(input, h, w, output);
+            return;
+        }
+        if let Some(f4) = &self.f4 {
+            f4.forward(input, h, w, &self.bias, output);
             return;
         }
         // Whole tile rows per block, and at least as many blocks as threads.
@@ -411,7 +424,7 @@ thread_local! {
 
 /// This thread's scratch buffers, at least `v_len` and `m_len` long (they only grow; stale
 /// contents: every element read is written first).
-fn take_scratch(v_len: usize, m_len: usize) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn take_scratch(v_len: usize, m_len: usize) -> (Vec<f32>, Vec<f32>) {
     let (mut v, mut m) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     if v.len() < v_len {
         v.resize(v_len, 0.0);
@@ -422,7 +435,7 @@ fn take_scratch(v_len: usize, m_len: usize) -> (Vec<f32>, Vec<f32>) {
     (v, m)
 }
 
-fn put_scratch(v: Vec<f32>, m: Vec<f32>) {
+pub(crate) fn put_scratch(v: Vec<f32>, m: Vec<f32>) {
     SCRATCH.with(|s| *s.borrow_mut() = (v, m));
 }
 
