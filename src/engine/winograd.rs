@@ -292,14 +292,8 @@ impl WinogradConv {
         let mut bd = vec![0f32; 16 * c];
         for (tx, vt) in v_row.chunks_exact_mut(tile_stride(c)).enumerate() {
             let (y0, x0) = (2 * ty as isize - 1, 2 * tx as isize - 1);
-            let px = |i: usize, j: usize| -> &[f32] {
-                let (y, x) = (y0 + i as isize, x0 + j as isize);
-                if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-                    &zeros
-                } else {
-                    let o = (y as usize * w + x as usize) * c;
-                    &input[o..o + c]
-                }
+            let px = |i: usize, j: usize| {
+                pixel_or_zeros(input, (h, w), (y0 + i as isize, x0 + j as isize), &zeros)
             };
             for j in 0..4 {
                 let (d0, d1, d2, d3) = (px(0, j), px(1, j), px(2, j), px(3, j));
@@ -390,6 +384,24 @@ impl WinogradConv {
                 }
             }
         }
+    }
+}
+
+/// The channels of pixel `(y, x)` of a channel-last `[h, w, c]` image, or `zeros` (c long) for
+/// the padding around it.
+#[inline(always)]
+pub(crate) fn pixel_or_zeros<'a>(
+    input: &'a [f32],
+    (h, w): (usize, usize),
+    (y, x): (isize, isize),
+    zeros: &'a [f32],
+) -> &'a [f32] {
+    let c = zeros.len();
+    if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+        zeros
+    } else {
+        let o = (y as usize * w + x as usize) * c;
+        &input[o..o + c]
     }
 }
 

@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use super::gemm512::{matmul_packed, pack_b, packed_len};
+use super::winograd::pixel_or_zeros;
 
 /// Input transform B^T (6x6).
 const BT: [[f32; 6]; 6] = [
@@ -149,14 +150,8 @@ impl Winograd4 {
         for (ty, v_row) in rows.clone().zip(v.chunks_mut(tiles_w * vs)) {
             for (tx, vt) in v_row.chunks_exact_mut(vs).enumerate() {
                 let (y0, x0) = (4 * ty as isize - 1, 4 * tx as isize - 1);
-                let px = |i: usize, j: usize| -> &[f32] {
-                    let (y, x) = (y0 + i as isize, x0 + j as isize);
-                    if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-                        &zeros
-                    } else {
-                        let o = (y as usize * w + x as usize) * c_in;
-                        &input[o..o + c_in]
-                    }
+                let px = |i: usize, j: usize| {
+                    pixel_or_zeros(input, (h, w), (y0 + i as isize, x0 + j as isize), &zeros)
                 };
                 // t[i][j] = (B^T d)[i][j], then V[i][j] = (t B)[i][j].
                 for j in 0..6 {
@@ -170,15 +165,8 @@ impl Winograd4 {
                     }
                 }
                 for i in 0..6 {
-                    let row: [&[f32]; 6] =
-                        std::array::from_fn(|k| &t[(i * 6 + k) * c_in..(i * 6 + k + 1) * c_in]);
-                    for (j, coeffs) in BT.iter().enumerate() {
-                        combine(
-                            &mut vt[(i * 6 + j) * c_in..(i * 6 + j + 1) * c_in],
-                            coeffs,
-                            &row,
-                        );
-                    }
+                    let at = |k: usize| (i * 6 + k) * c_in;
+                    apply(&BT, (&t, at), (vt, at), c_in);
                 }
             }
         }
@@ -202,15 +190,8 @@ impl Winograd4 {
             for (tx, mt) in m_row.chunks_exact(ms).enumerate() {
                 // t[i][j] = (A^T M)[i][j] for i < 4, then Y[i][j] = (t A)[i][j].
                 for j in 0..6 {
-                    let col: [&[f32]; 6] =
-                        std::array::from_fn(|k| &mt[(k * 6 + j) * c_out..(k * 6 + j + 1) * c_out]);
-                    for (i, coeffs) in AT.iter().enumerate() {
-                        combine(
-                            &mut t[(i * 6 + j) * c_out..(i * 6 + j + 1) * c_out],
-                            coeffs,
-                            &col,
-                        );
-                    }
+                    let at = |k: usize| (k * 6 + j) * c_out;
+                    apply(&AT, (mt, at), (&mut t, at), c_out);
                 }
                 for i in 0..out_h {
                     let row: [&[f32]; 6] =
@@ -230,6 +211,21 @@ impl Winograd4 {
             }
         }
         super::winograd::put_scratch(v, m);
+    }
+}
+
+/// One side of a transform: for each row r of `matrix`, the vector of `c` floats at
+/// `dst[dst_at(r)..]` becomes `sum_k matrix[r][k] * src[src_at(k)..]`.
+#[inline(always)]
+fn apply<const R: usize>(
+    matrix: &[[f32; 6]; R],
+    (src, src_at): (&[f32], impl Fn(usize) -> usize),
+    (dst, dst_at): (&mut [f32], impl Fn(usize) -> usize),
+    c: usize,
+) {
+    let inputs: [&[f32]; 6] = std::array::from_fn(|k| &src[src_at(k)..src_at(k) + c]);
+    for (r, coeffs) in matrix.iter().enumerate() {
+        combine(&mut dst[dst_at(r)..dst_at(r) + c], coeffs, &inputs);
     }
 }
 
