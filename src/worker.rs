@@ -14,7 +14,7 @@ use crate::engine::features::FeatureConfig;
 use crate::engine::index::{default_index_path, Hit, Index, Space, MAX_PCA_DIMS};
 use crate::engine::indexer::{build_index, IndexJob, IndexReport};
 use crate::engine::preprocess::load_image;
-use crate::engine::sketch::{network_views, rasterise_strokes, working_gray, SketchConfig, Stroke};
+use crate::engine::sketch::{rasterise_strokes, working_gray, SketchConfig, Stroke};
 use crate::engine::{Engine, Error};
 
 /// Side of result and browse thumbnails in pixels.
@@ -95,7 +95,7 @@ pub enum Event {
         hits: Vec<Hit>,
         sketch: bool,
         elapsed_ms: f64,
-        /// For a sketch query, what the network looked at (`sketch::network_views`).
+        /// For a sketch query, what the network looked at (`Engine::search_drawing_with_views`).
         drawing: Vec<GrayImage>,
         query_map: Option<[f32; 2]>,
     },
@@ -375,13 +375,14 @@ impl Worker {
                 let index = self.index()?;
                 let start = std::time::Instant::now();
                 let drawing = rasterise_strokes(&strokes, &index.config.sketch)?;
-                let hits = self.engine()?.search_drawing(&index, &drawing, k)?;
-                let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+                let (hits, views) = self
+                    .engine()?
+                    .search_drawing_with_views(&index, &drawing, k)?;
                 self.send(Event::Results {
                     hits,
                     sketch: true,
-                    elapsed_ms,
-                    drawing: network_views(&drawing, &index.config.sketch),
+                    elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+                    drawing: views,
                     query_map: None,
                 });
                 Ok(())

@@ -95,6 +95,17 @@ impl Engine {
         self.search_drawing_weighted(index, drawing, k, index.config.sketch.image_weight)
     }
 
+    /// [`Self::search_drawing`], also giving the images the network looked at
+    /// ([`sketch::network_views`]), to show the chemist.
+    pub fn search_drawing_with_views(
+        &self,
+        index: &Index,
+        drawing: &GrayImage,
+        k: usize,
+    ) -> Result<(Vec<Hit>, Vec<GrayImage>)> {
+        self.sketch_query(index, drawing, k, index.config.sketch.image_weight)
+    }
+
     /// [`Self::search_drawing`] with an explicit image weight (0 = contours only).
     pub fn search_drawing_weighted(
         &self,
@@ -103,6 +114,16 @@ impl Engine {
         k: usize,
         image_weight: f32,
     ) -> Result<Vec<Hit>> {
+        Ok(self.sketch_query(index, drawing, k, image_weight)?.0)
+    }
+
+    fn sketch_query(
+        &self,
+        index: &Index,
+        drawing: &GrayImage,
+        k: usize,
+        image_weight: f32,
+    ) -> Result<(Vec<Hit>, Vec<GrayImage>)> {
         if index.sketch_space.is_empty() {
             return Err(Error::Index(
                 "this index has no sketch descriptors; re-run `morphosearch index`".into(),
@@ -115,37 +136,30 @@ impl Engine {
         }
         let w = image_weight.clamp(0.0, 1.0);
         let config = &index.config.sketch;
+        let views = sketch::network_views(drawing, config, w);
+        let inputs: Vec<_> = views.iter().map(drawing_to_prepared).collect();
+        let describe = |input, taps| features::describe_taps(&self.vgg, &[input], taps);
+        let sketch_tap = (config.layer, config.pooling);
         let image_tap = (vgg::CONV_INDICES[12], index.config.features.pooling);
-        let (qs, qi) = if config.fill && w > 0.0 {
-            // Drawings are described as pseudo-micrographs, which is also what the image part
-            // compares with the micrographs: one forward pass gives both descriptors.
-            let pseudo = sketch::drawing_input(drawing, config);
-            let d = features::describe_taps(
-                &self.vgg,
-                &[&pseudo],
-                &[(config.layer, config.pooling), image_tap],
-            )?;
-            (
-                index.sketch_space.project(&d[0][0]),
-                index.image_space.project(&d[1][0]),
-            )
-        } else {
-            let prepared = sketch::drawing_input(drawing, config);
-            let contour = features::describe_taps(
-                &self.vgg,
-                &[&prepared],
-                &[(config.layer, config.pooling)],
-            )?;
-            let qs = index.sketch_space.project(&contour[0][0]);
-            let qi = if w > 0.0 {
-                let pseudo = drawing_to_prepared(&sketch::pseudo_micrograph(drawing));
-                let image = features::describe_taps(&self.vgg, &[&pseudo], &[image_tap])?;
-                index.image_space.project(&image[0][0])
-            } else {
-                vec![0.0; index.image_space.dims]
-            };
-            (qs, qi)
+        // The contour descriptor comes from the first view, the image descriptor from the last
+        // (the pseudo-micrograph): one forward pass gives both when that is the only view.
+        let (qs, qi) = match inputs.as_slice() {
+            [one] if w > 0.0 => {
+                let d = describe(one, &[sketch_tap, image_tap])?;
+                (d[0][0].clone(), index.image_space.project(&d[1][0]))
+            }
+            [lines, .., pseudo] if w > 0.0 => (
+                describe(lines, &[sketch_tap])?[0][0].clone(),
+                index
+                    .image_space
+                    .project(&describe(pseudo, &[image_tap])?[0][0]),
+            ),
+            _ => (
+                describe(&inputs[0], &[sketch_tap])?[0][0].clone(),
+                vec![0.0; index.image_space.dims],
+            ),
         };
+        let qs = index.sketch_space.project(&qs);
         let dot = crate::engine::index::dot;
         let n = index.sketch_space.len().min(index.image_space.len());
         let contour_scores: Vec<f32> = (0..n)
@@ -190,6 +204,6 @@ impl Engine {
                 .collect()
         };
         index::partial_top(&mut hits, k);
-        Ok(hits)
+        Ok((hits, views))
     }
 }

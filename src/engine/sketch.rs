@@ -258,28 +258,35 @@ pub fn is_blank(drawing: &GrayImage) -> bool {
     drawing.pixels().all(|p| p[0] > 127)
 }
 
-/// What the network sees of a drawing under `config`: the lines, or the filled
-/// pseudo-micrograph.
-pub fn drawing_input(drawing: &GrayImage, config: &SketchConfig) -> Prepared {
+/// What the network describes a drawing by under `config`: the filled pseudo-micrograph, or
+/// the lines themselves.
+fn contour_view(drawing: &GrayImage, config: &SketchConfig) -> GrayImage {
     if config.fill {
-        drawing_to_prepared(&pseudo_micrograph(drawing))
+        pseudo_micrograph(drawing)
     } else {
-        drawing_to_prepared(drawing)
+        drawing.clone()
     }
 }
 
-/// The images the network describes for a sketch query on `drawing` under `config`, for
-/// showing the chemist what was compared: the pseudo-micrograph (both descriptors come from it),
-/// or with line descriptors the drawing itself and, when the image part counts, its
-/// pseudo-micrograph.
-pub fn network_views(drawing: &GrayImage, config: &SketchConfig) -> Vec<GrayImage> {
-    if config.fill {
-        vec![pseudo_micrograph(drawing)]
-    } else if config.image_weight > 0.0 {
-        vec![drawing.clone(), pseudo_micrograph(drawing)]
-    } else {
-        vec![drawing.clone()]
+/// [`contour_view`] as network input (how the index describes database drawings).
+pub fn drawing_input(drawing: &GrayImage, config: &SketchConfig) -> Prepared {
+    drawing_to_prepared(&contour_view(drawing, config))
+}
+
+/// The images the network describes for a sketch query on `drawing` under `config` with
+/// `image_weight` for the image part: first the contour view; then, with line descriptors and
+/// an image part that counts, the pseudo-micrograph for it (with filled descriptors the one
+/// view serves both).
+pub fn network_views(
+    drawing: &GrayImage,
+    config: &SketchConfig,
+    image_weight: f32,
+) -> Vec<GrayImage> {
+    let mut views = vec![contour_view(drawing, config)];
+    if !config.fill && image_weight > 0.0 {
+        views.push(pseudo_micrograph(drawing));
     }
+    views
 }
 
 /// A drawing as network input (grey replicated to RGB, 0..255).
@@ -328,7 +335,7 @@ mod tests {
         };
         let config = SketchConfig::default();
         let drawing = rasterise_strokes(&[s], &config).expect("draw");
-        let filled = network_views(&drawing, &config);
+        let filled = network_views(&drawing, &config, config.image_weight);
         assert_eq!(filled.len(), 1);
         // Dark background outside, bright particle inside.
         assert!(filled[0].get_pixel(5, 5)[0] < 80);
@@ -337,7 +344,7 @@ mod tests {
             fill: false,
             ..config
         };
-        let views = network_views(&drawing, &lines);
+        let views = network_views(&drawing, &lines, lines.image_weight);
         assert_eq!(views.len(), 2);
         assert_eq!(views[0], drawing);
     }

@@ -142,19 +142,16 @@ impl WinogradConv {
             f4.forward(input, h, w, &self.bias, output);
             return;
         }
-        // Whole tile rows per block, and at least as many blocks as threads.
-        let rows_per_block = BLOCK_TILES
-            .div_ceil(tiles_w)
-            .min(tiles_h.div_ceil(rayon::current_num_threads()))
-            .max(1);
-        output
-            .par_chunks_mut(2 * rows_per_block * w * self.c_out)
-            .enumerate()
-            .for_each(|(b, out_block)| {
-                let ty0 = b * rows_per_block;
-                let ty1 = (ty0 + rows_per_block).min(tiles_h);
-                self.block(input, h, w, ty0..ty1, out_block);
-            });
+        let tiling = (tiles_w, tiles_h, 2);
+        for_each_row_block(
+            output,
+            tiling,
+            w * self.c_out,
+            BLOCK_TILES,
+            |rows, out_block| {
+                self.block(input, h, w, rows, out_block);
+            },
+        );
     }
 
     /// Output rows from `y0` (as many as `out` holds) by im2col: each pixel's 3x3 neighbourhood
@@ -172,16 +169,12 @@ impl WinogradConv {
         let k = 9 * c_in;
         let pixels = out.len() / c_out;
         let (mut cols, m) = take_scratch(pixels * k, 0);
+        let zeros = vec![0f32; c_in];
         for (p, row) in cols[..pixels * k].chunks_exact_mut(k).enumerate() {
-            let (y, x) = (y0 + p / w, p % w);
+            let (y, x) = ((y0 + p / w) as isize, (p % w) as isize);
             for (tap, dst) in row.chunks_exact_mut(c_in).enumerate() {
-                let (yy, xx) = ((y + tap / 3).wrapping_sub(1), (x + tap % 3).wrapping_sub(1));
-                if yy < h && xx < w {
-                    let o = (yy * w + xx) * c_in;
-                    dst.copy_from_slice(&input[o..o + c_in]);
-                } else {
-                    dst.fill(0.0);
-                }
+                let at = (y + tap as isize / 3 - 1, x + tap as isize % 3 - 1);
+                dst.copy_from_slice(pixel_or_zeros(input, (h, w), at, &zeros));
             }
         }
         matmul_packed(&cols, k, b, out, c_out, pixels, k, c_out);
@@ -224,11 +217,8 @@ impl WinogradConv {
             );
         }
         let out_rows = out_block.chunks_mut(2 * w * c_out);
-        for ((ty, m_row), out) in rows
-            .zip(m.chunks(tiles_w * tile_stride(c_out)))
-            .zip(out_rows)
-        {
-            self.output_row(m_row, w, ty, out);
+        for (m_row, out) in m.chunks(tiles_w * tile_stride(c_out)).zip(out_rows) {
+            self.output_row(m_row, w, out);
         }
         put_scratch(v, m);
     }
@@ -258,8 +248,7 @@ impl WinogradConv {
         output
             .par_chunks_mut(2 * w * c_out)
             .zip(m[..tiles * tile_stride(c_out)].par_chunks(tiles_w * tile_stride(c_out)))
-            .enumerate()
-            .for_each(|(ty, (out, m_row))| self.output_row(m_row, w, ty, out));
+            .for_each(|(out, m_row)| self.output_row(m_row, w, out));
         put_scratch(v, m);
     }
 
@@ -318,29 +307,29 @@ impl WinogradConv {
         }
     }
 
-    /// Output transform `Y = A^T M A` + bias + ReLU of tile row `ty` from its products `m_row`
+    /// Output transform `Y = A^T M A` + bias + ReLU of a tile row from its products `m_row`
     /// (`[tile][position][c_out]`) into `out` (its one or two output rows).
-    fn output_row(&self, m_row: &[f32], w: usize, ty: usize, out: &mut [f32]) {
+    fn output_row(&self, m_row: &[f32], w: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if super::gemm512::available() {
             // SAFETY: AVX-512F was detected at run time.
             #[allow(unsafe_code)]
             unsafe {
-                self.output_row_avx512(m_row, w, ty, out);
+                self.output_row_avx512(m_row, w, out);
             }
             return;
         }
-        self.output_row_generic(m_row, w, ty, out);
+        self.output_row_generic(m_row, w, out);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn output_row_avx512(&self, m_row: &[f32], w: usize, ty: usize, out: &mut [f32]) {
-        self.output_row_generic(m_row, w, ty, out);
+    fn output_row_avx512(&self, m_row: &[f32], w: usize, out: &mut [f32]) {
+        self.output_row_generic(m_row, w, out);
     }
 
     #[inline(always)]
-    fn output_row_generic(&self, m_row: &[f32], w: usize, _ty: usize, out: &mut [f32]) {
+    fn output_row_generic(&self, m_row: &[f32], w: usize, out: &mut [f32]) {
         let c = self.c_out;
         let rows = out.len() / (w * c);
         let bias = &self.bias[..c];
@@ -385,6 +374,29 @@ impl WinogradConv {
             }
         }
     }
+}
+
+/// Runs `block(tile rows, their output rows)` over a map of `tiles_h` rows of `tiles_w` tiles,
+/// each tile `tile` output rows tall (`row_len` floats an output row), in parallel blocks of
+/// whole tile rows: about `block_tiles` tiles each, and at least as many blocks as threads.
+pub(crate) fn for_each_row_block(
+    output: &mut [f32],
+    (tiles_w, tiles_h, tile): (usize, usize, usize),
+    row_len: usize,
+    block_tiles: usize,
+    block: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) {
+    let rows_per_block = block_tiles
+        .div_ceil(tiles_w)
+        .min(tiles_h.div_ceil(rayon::current_num_threads()))
+        .max(1);
+    output
+        .par_chunks_mut(tile * rows_per_block * row_len)
+        .enumerate()
+        .for_each(|(b, out_block)| {
+            let ty0 = b * rows_per_block;
+            block(ty0..(ty0 + rows_per_block).min(tiles_h), out_block);
+        });
 }
 
 /// The channels of pixel `(y, x)` of a channel-last `[h, w, c]` image, or `zeros` (c long) for

@@ -5,10 +5,8 @@
 //! then be 36 MiB a layer, stay with F(2x2, 3x3) (`winograd.rs`). Matrices from Lavin & Gray,
 //! "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), points 0, +-1, +-2.
 
-use rayon::prelude::*;
-
 use super::gemm512::{matmul_packed, pack_b, packed_len};
-use super::winograd::pixel_or_zeros;
+use super::winograd::{for_each_row_block, pixel_or_zeros};
 
 /// Input transform B^T (6x6).
 const BT: [[f32; 6]; 6] = [
@@ -91,28 +89,25 @@ impl Winograd4 {
         assert_eq!(input.len(), h * w * self.c_in);
         assert_eq!(output.len(), h * w * self.c_out);
         assert_eq!(bias.len(), self.c_out);
-        let (tiles_w, tiles_h) = (w.div_ceil(4), h.div_ceil(4));
-        let rows_per_block = BLOCK_TILES
-            .div_ceil(tiles_w)
-            .min(tiles_h.div_ceil(rayon::current_num_threads()))
-            .max(1);
-        output
-            .par_chunks_mut(4 * rows_per_block * w * self.c_out)
-            .enumerate()
-            .for_each(|(b, out_block)| {
-                let ty0 = b * rows_per_block;
-                let ty1 = (ty0 + rows_per_block).min(tiles_h);
+        let tiling = (w.div_ceil(4), h.div_ceil(4), 4);
+        for_each_row_block(
+            output,
+            tiling,
+            w * self.c_out,
+            BLOCK_TILES,
+            |rows, out_block| {
                 #[cfg(target_arch = "x86_64")]
                 if super::gemm512::available() {
                     // SAFETY: AVX-512F was detected at run time.
                     #[allow(unsafe_code)]
                     unsafe {
-                        self.block_avx512(input, h, w, bias, ty0..ty1, out_block);
+                        self.block_avx512(input, h, w, bias, rows, out_block);
                     }
                     return;
                 }
-                self.block(input, h, w, bias, ty0..ty1, out_block);
-            });
+                self.block(input, h, w, bias, rows, out_block);
+            },
+        );
     }
 
     #[cfg(target_arch = "x86_64")]
