@@ -536,9 +536,11 @@ pub fn difference_from_candle(
     Ok(out)
 }
 
-/// Shapes that take every path: im2col (few input channels), whole-image (few tiles), row
-/// blocks with an odd last block, odd sizes, channel counts that are not multiples of 16 or 32.
-pub const CHECK_SHAPES: [(usize, usize, usize, usize); 7] = [
+/// Shapes that take every path: im2col (few input channels), F(2x2) whole-image (few tiles),
+/// F(4x4) row blocks with an odd last block, F(2x2) row blocks (many tiles and kernels too
+/// large for the F(4x4) form: larger inputs than VGG16's 224 px), odd sizes, channel counts
+/// that are not multiples of 16 or 32.
+pub const CHECK_SHAPES: [(usize, usize, usize, usize); 8] = [
     (8, 8, 3, 5),
     (7, 9, 4, 6),
     (1, 1, 2, 3),
@@ -546,6 +548,7 @@ pub const CHECK_SHAPES: [(usize, usize, usize, usize); 7] = [
     (30, 2, 5, 5),
     (41, 36, 5, 7),
     (36, 40, 33, 64),
+    (34, 32, 257, 256),
 ];
 
 #[cfg(test)]
