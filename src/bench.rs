@@ -272,6 +272,20 @@ pub fn run(
         Ok(engine.search_image(&index_1k, &img, 10)?.len())
     });
     out.insert("query_ms".into(), json!(query * 1e3));
+    let mosaic = demo_mosaic(4, 3);
+    let settings = crate::engine::particles::Settings::default();
+    let particles = time(runs, || {
+        crate::engine::particles::analyse(&mosaic, &settings, None)
+            .particles
+            .len()
+    });
+    out.insert("particles_1024x768_ms".into(), json!(particles * 1e3));
+    out.insert(
+        "particles_1024x768_count".into(),
+        json!(crate::engine::particles::analyse(&mosaic, &settings, None)
+            .particles
+            .len()),
+    );
     let strokes: Vec<Stroke> = (0..6)
         .map(|i| {
             let (cx, cy) = (0.2 + 0.12 * i as f32, 0.3 + 0.08 * (i % 3) as f32);
@@ -318,6 +332,20 @@ pub fn run(
         out.insert("peak_rss_mb".into(), json!(rss));
     }
     Ok(out)
+}
+
+/// A micrograph of `cols x rows` demo renderings side by side (4 x 3 = 1024 x 768 px).
+pub fn demo_mosaic(cols: u32, rows: u32) -> image::DynamicImage {
+    let size = crate::engine::demo::DEMO_SIZE;
+    let mut out = image::GrayImage::new(cols * size, rows * size);
+    let mut rng = Rng::new(11);
+    for r in 0..rows {
+        for c in 0..cols {
+            let tile = render(&mut rng, &[((r * cols + c) % 3) as usize]);
+            image::imageops::replace(&mut out, &tile, (c * size) as i64, (r * size) as i64);
+        }
+    }
+    image::DynamicImage::ImageLuma8(out)
 }
 
 /// Indexes `n` generated demo images into a temporary folder: images/s and peak memory.

@@ -126,6 +126,12 @@ fn place(rng: &mut Rng, shape: usize, size: f32, scale: f32, out: &mut Vec<Parti
 
 /// Renders one micrograph of `shapes` (indices into [`SHAPES`]).
 pub fn render(rng: &mut Rng, shapes: &[usize]) -> GrayImage {
+    render_with_truth(rng, shapes).0
+}
+
+/// [`render`], also giving the true label image (0 = background, 1..n = the particle each
+/// pixel shows, before the final blur), for measuring particle analysis.
+pub fn render_with_truth(rng: &mut Rng, shapes: &[usize]) -> (GrayImage, Vec<u32>) {
     let size = DEMO_SIZE as f32;
     let scale = rng.range(10.0, 26.0);
     let count =
@@ -140,13 +146,15 @@ pub fn render(rng: &mut Rng, shapes: &[usize]) -> GrayImage {
     let bright = rng.range(150.0, 210.0);
     let light = rng.range(0.0, std::f32::consts::TAU);
     let mut img = GrayImage::new(DEMO_SIZE, DEMO_SIZE);
+    let mut labels = vec![0u32; (DEMO_SIZE * DEMO_SIZE) as usize];
     for y in 0..DEMO_SIZE {
         for x in 0..DEMO_SIZE {
             let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
             let mut value = background + gradient * (py / size - 0.5);
             let mut best = f32::MAX;
             let mut top: Option<&Particle> = None;
-            for p in &particles {
+            let mut top_index = 0;
+            for (i, p) in particles.iter().enumerate() {
                 if (px - p.x).abs() > p.r * 5.0 || (py - p.y).abs() > p.r * 5.0 {
                     continue;
                 }
@@ -154,10 +162,12 @@ pub fn render(rng: &mut Rng, shapes: &[usize]) -> GrayImage {
                 if d < best {
                     best = d;
                     top = Some(p);
+                    top_index = i;
                 }
             }
             if let Some(p) = top {
                 if best < 0.0 {
+                    labels[(y * DEMO_SIZE + x) as usize] = top_index as u32 + 1;
                     let depth = (-best / p.r).min(1.0);
                     let rim = (1.0 - depth).powi(4) * 60.0;
                     let (dx, dy) = ((px - p.x) / p.r, (py - p.y) / p.r);
@@ -171,7 +181,7 @@ pub fn render(rng: &mut Rng, shapes: &[usize]) -> GrayImage {
             img.put_pixel(x, y, Luma([value.clamp(0.0, 255.0) as u8]));
         }
     }
-    imageproc::filter::gaussian_blur_f32(&img, 0.7)
+    (imageproc::filter::gaussian_blur_f32(&img, 0.7), labels)
 }
 
 /// One demo sample's synthesis record (plausible trends: cubes ~ calcite at low temperature,
@@ -202,6 +212,39 @@ fn recipe(rng: &mut Rng, shapes: &[usize]) -> Vec<String> {
     ]
 }
 
+/// One demo micrograph with what made it.
+pub struct DemoSample {
+    pub image: GrayImage,
+    /// True label image (see [`render_with_truth`]).
+    pub truth: Vec<u32>,
+    /// Indices into [`SHAPES`].
+    pub shapes: Vec<usize>,
+    /// Table cells after the image name, as in `synthesis.csv`.
+    pub recipe: Vec<String>,
+}
+
+/// The demo library's samples in order (the same images [`generate`] writes).
+pub fn samples(n: usize) -> impl Iterator<Item = DemoSample> {
+    let mut rng = Rng::new(2024);
+    (0..n).map(move |i| {
+        // Every tenth image mixes two shapes.
+        let first = i % SHAPES.len();
+        let shapes = if i % 10 == 9 {
+            vec![first, (first + 3) % SHAPES.len()]
+        } else {
+            vec![first]
+        };
+        let (image, truth) = render_with_truth(&mut rng, &shapes);
+        let recipe = recipe(&mut rng, &shapes);
+        DemoSample {
+            image,
+            truth,
+            shapes,
+            recipe,
+        }
+    })
+}
+
 /// Writes `n` demo micrographs (`demo_NNN.png`), `synthesis.csv` and `labels.csv` into `dir`.
 /// Returns the number written. Existing complete libraries are left as they are.
 pub fn generate(dir: &Path, n: usize) -> Result<usize> {
@@ -210,17 +253,14 @@ pub fn generate(dir: &Path, n: usize) -> Result<usize> {
         return Ok(n);
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut rng = Rng::new(2024);
     let mut rows = vec!["image,Ca ion (mM),CO3 ion (mM),Polymer,Polymer (% wt),Stirring (rpm),Temperature (C),Synthesis time,label".to_string()];
-    for i in 0..n {
-        // Every tenth image mixes two shapes.
-        let first = i % SHAPES.len();
-        let shapes = if i % 10 == 9 {
-            vec![first, (first + 3) % SHAPES.len()]
-        } else {
-            vec![first]
-        };
-        let img = render(&mut rng, &shapes);
+    for (i, sample) in samples(n).enumerate() {
+        let DemoSample {
+            image: img,
+            shapes,
+            recipe,
+            ..
+        } = sample;
         let name = format!("demo_{i:03}.png");
         let path = dir.join(&name);
         img.save(&path).map_err(|e| Error::Image {
@@ -233,7 +273,7 @@ pub fn generate(dir: &Path, n: usize) -> Result<usize> {
             .collect::<Vec<_>>()
             .join("+");
         let mut cells = vec![name];
-        cells.extend(recipe(&mut rng, &shapes));
+        cells.extend(recipe);
         cells.push(label);
         rows.push(cells.join(","));
     }

@@ -10,6 +10,7 @@ pub mod gemm512;
 pub mod index;
 pub mod indexer;
 pub mod onnx;
+pub mod particles;
 pub mod pca;
 pub mod pooling;
 pub mod preprocess;

@@ -24,6 +24,8 @@ use crate::engine::preprocess::{load_image, DataBar, Preprocess};
 use crate::engine::sketch::SketchConfig;
 use crate::engine::{onnx, Engine, Error};
 
+pub mod particles;
+
 /// Command-line arguments.
 #[derive(Debug, Parser)]
 #[command(
@@ -213,6 +215,10 @@ pub enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Count, size and shape of every particle in micrographs (one line per image).
+    Particles(particles::ParticlesArgs),
+    /// Particle segmentation quality against true outlines (EMPS folder, demo renderings).
+    ParticlesEval(particles::ParticlesEvalArgs),
     /// Manage the VGG16 weights.
     Weights {
         #[command(subcommand)]
@@ -483,6 +489,8 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Particles(args) => particles::particles_command(&args),
+        Command::ParticlesEval(args) => particles::particles_eval_command(&args),
         Command::Weights {
             action: WeightsAction::Import { onnx, out },
         } => {

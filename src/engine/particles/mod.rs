@@ -1,0 +1,349 @@
+//! Particle analysis: find every particle of a micrograph, measure it, class its shape, and
+//! summarise count, size distribution and shape abundance in physical units where the scale
+//! is known. No GUI code; the app and the `particles` command call [`analyse`].
+//!
+//! Pipeline: grey levels -> data bar cut -> reduction of very large images -> Gaussian
+//! smoothing -> Otsu threshold (polarity by the border) -> holes filled -> distance transform
+//! -> h-maxima markers -> watershed -> minimum size, optional removal of particles cut by the
+//! border -> measures ([`measure`]). Each step's rule and source is in its module.
+
+pub mod eval;
+pub mod measure;
+pub mod scale;
+pub mod segment;
+pub mod watershed;
+
+use image::DynamicImage;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::preprocess::{detect_data_bar, DataBar};
+pub use measure::{Particle, Shape};
+pub use scale::PixelSize;
+use segment::{Grey, Polarity};
+
+/// Images larger than this (longest side, px) are analysed box-reduced by an integer factor;
+/// sizes are given in the original's pixels.
+pub const MAX_WORKING_SIDE: usize = 1536;
+
+/// Segmentation settings (defaults measured against human outlines, docs/quality.md).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub data_bar: DataBar,
+    pub polarity: Polarity,
+    /// Gaussian smoothing before the threshold, px of the working image.
+    pub smoothing_px: f32,
+    /// Drop connected regions smaller than this fraction of the area-weighted median region
+    /// (figure lettering, noise specks beside the particles); 0 = off.
+    pub relative_min_area: f32,
+    /// Remove the background varying slower than this (Gaussian sigma, as a fraction of the
+    /// longer side; 0 = off) before thresholding.
+    pub flatten: f32,
+    /// Marker height of the watershed (h of the h-maxima), px of distance.
+    pub seed_height_px: f32,
+    /// Particles smaller than this (px of the working image) are dropped as noise.
+    pub min_area_px: u32,
+    /// Drop particles cut by the image border (their sizes are cut).
+    pub drop_border: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_bar: DataBar::Auto,
+            polarity: Polarity::Auto,
+            smoothing_px: 1.0,
+            relative_min_area: 0.1,
+            flatten: 0.0,
+            seed_height_px: 6.0,
+            min_area_px: 20,
+            drop_border: false,
+        }
+    }
+}
+
+/// The result of analysing one image.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// Size of the input image.
+    pub width: u32,
+    pub height: u32,
+    /// Rows cut off the bottom as a data bar.
+    pub data_bar_rows: u32,
+    /// Label image of the input's full size (0 = background, 1..n as in `particles`).
+    pub labels: Vec<u32>,
+    /// Measures in pixels of the input image.
+    pub particles: Vec<Particle>,
+    pub pixel_size: Option<PixelSize>,
+}
+
+/// Per-image statistics stored in the index and compared between query and matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Summary {
+    pub count: usize,
+    pub median_ecd_px: Option<f64>,
+    pub mean_ecd_px: Option<f64>,
+    pub sd_ecd_px: Option<f64>,
+    /// Fraction of particles per shape, in [`Shape::ALL`] order.
+    pub shape_fractions: [f32; 5],
+    pub pixel_size: Option<PixelSize>,
+}
+
+impl Summary {
+    pub fn median_ecd_nm(&self) -> Option<f64> {
+        Some(self.median_ecd_px? * self.pixel_size.as_ref()?.nm)
+    }
+
+    /// The most abundant shape, if any particle was found.
+    pub fn main_shape(&self) -> Option<Shape> {
+        if self.count == 0 {
+            return None;
+        }
+        Shape::ALL.into_iter().max_by(|a, b| {
+            self.shape_fractions[a.index()].total_cmp(&self.shape_fractions[b.index()])
+        })
+    }
+
+    /// "37 particles, 210 ± 40 nm, 71 % sphere".
+    pub fn describe(&self) -> String {
+        let Some(median) = self.median_ecd_px else {
+            return "no particles found".into();
+        };
+        let sd = self.sd_ecd_px.unwrap_or(0.0);
+        let size = match &self.pixel_size {
+            Some(p) => format_length_nm(median * p.nm, sd * p.nm),
+            None => format!("{median:.0} ± {sd:.0} px"),
+        };
+        let shape = self
+            .main_shape()
+            .map(|s| {
+                format!(
+                    ", {:.0} % {}",
+                    100.0 * self.shape_fractions[s.index()],
+                    s.name()
+                )
+            })
+            .unwrap_or_default();
+        format!("{} particles, median {size}{shape}", self.count)
+    }
+}
+
+/// "1.66 ± 0.19 µm" or "210 ± 40 nm".
+pub fn format_length_nm(value: f64, sd: f64) -> String {
+    if value >= 1000.0 {
+        format!("{:.2} ± {:.2} µm", value / 1000.0, sd / 1000.0)
+    } else {
+        format!("{value:.0} ± {sd:.0} nm")
+    }
+}
+
+impl Analysis {
+    pub fn summary(&self) -> Summary {
+        summarise(&self.particles, self.pixel_size.clone())
+    }
+
+    /// The label image as 16-bit grey; an error when there are more than 65,535 particles.
+    pub fn label_image(&self) -> Result<image::ImageBuffer<image::Luma<u16>, Vec<u16>>, String> {
+        if self.particles.len() > u16::MAX as usize {
+            return Err(format!(
+                "{} particles do not fit a 16-bit label image",
+                self.particles.len()
+            ));
+        }
+        let data: Vec<u16> = self.labels.iter().map(|&l| l as u16).collect();
+        image::ImageBuffer::from_raw(self.width, self.height, data)
+            .ok_or_else(|| "label image size mismatch".to_string())
+    }
+}
+
+/// Count, ECD statistics and shape fractions of `particles`.
+pub fn summarise(particles: &[Particle], pixel_size: Option<PixelSize>) -> Summary {
+    let mut ecd: Vec<f64> = particles.iter().map(|p| p.ecd_px).collect();
+    ecd.sort_by(f64::total_cmp);
+    let n = ecd.len();
+    let mut fractions = [0f32; 5];
+    for p in particles {
+        fractions[p.shape.index()] += 1.0 / n as f32;
+    }
+    let mean = (n > 0).then(|| ecd.iter().sum::<f64>() / n as f64);
+    Summary {
+        count: n,
+        median_ecd_px: median_sorted(&ecd),
+        mean_ecd_px: mean,
+        sd_ecd_px: mean
+            .map(|m| (ecd.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n as f64).sqrt()),
+        shape_fractions: fractions,
+        pixel_size,
+    }
+}
+
+/// Median of a sorted slice.
+pub fn median_sorted(v: &[f64]) -> Option<f64> {
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// Finds and measures the particles of `img`. `pixel_size` is attached to the result as given
+/// (read it with [`scale::from_file`], or take the user's).
+pub fn analyse(img: &DynamicImage, settings: &Settings, pixel_size: Option<PixelSize>) -> Analysis {
+    let (width, height) = (img.width(), img.height());
+    let grey = Grey::of(img);
+    let bar = match settings.data_bar {
+        DataBar::Keep => 0,
+        DataBar::Rows(n) => n.min(height.saturating_sub(1)),
+        DataBar::Auto => {
+            let bytes: Vec<u8> = grey.values.iter().map(|v| (v * 255.0) as u8).collect();
+            detect_data_bar(&bytes, width, height)
+        }
+    };
+    let grey = grey.top_rows((height - bar) as usize);
+    let factor = grey
+        .width
+        .max(grey.height)
+        .div_ceil(MAX_WORKING_SIDE)
+        .max(1);
+    let work = grey.reduced(factor);
+    let (w, h) = (work.width, work.height);
+    let mut smooth = work.blurred(settings.smoothing_px);
+    if settings.flatten > 0.0 {
+        smooth = segment::flattened(&smooth, settings.flatten * w.max(h) as f32);
+    }
+    let mut mask = segment::foreground(&smooth, settings.polarity);
+    if settings.relative_min_area > 0.0 {
+        segment::drop_small_regions(&mut mask, w, h, settings.relative_min_area);
+    }
+    let distance = watershed::distance_levels(&mask, w, h);
+    let seed = (settings.seed_height_px.max(0.0) * watershed::LEVELS_PER_PX).round() as u32;
+    let (markers, _) = watershed::h_maxima_markers(&distance, w, h, seed);
+    let basins = watershed::watershed(&distance, &markers, w, h);
+    let (labels, count) = keep_particles(&basins, w, h, settings);
+    let mut particles = measure::measure_all(&labels, w, h, count);
+    let f = factor as f64;
+    for p in &mut particles {
+        p.area_px *= f * f;
+        p.ecd_px *= f;
+        p.feret_max_px *= f;
+        p.feret_min_px *= f;
+        p.perimeter_px *= f;
+        p.centroid_px = [p.centroid_px[0] * f, p.centroid_px[1] * f];
+    }
+    // Back to the input's full size (nearest label; data bar rows and leftover columns 0).
+    let mut full = vec![0u32; width as usize * height as usize];
+    for y in 0..(h * factor).min(height as usize) {
+        for x in 0..(w * factor).min(width as usize) {
+            full[y * width as usize + x] = labels[(y / factor) * w + x / factor];
+        }
+    }
+    Analysis {
+        width,
+        height,
+        data_bar_rows: bar,
+        labels: full,
+        particles,
+        pixel_size,
+    }
+}
+
+/// Drops basins under the minimum size (and those cut by the border when asked); relabels the
+/// rest 1..n in raster order of their first pixel.
+fn keep_particles(basins: &[u32], w: usize, h: usize, settings: &Settings) -> (Vec<u32>, u32) {
+    let n = basins.iter().copied().max().unwrap_or(0) as usize;
+    let mut area = vec![0u32; n + 1];
+    let mut on_border = vec![false; n + 1];
+    for (i, &b) in basins.iter().enumerate() {
+        area[b as usize] += 1;
+        let (x, y) = (i % w, i / w);
+        if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
+            on_border[b as usize] = true;
+        }
+    }
+    let mut new_label = vec![0u32; n + 1];
+    let mut next = 0;
+    let mut labels = vec![0u32; basins.len()];
+    for (i, &b) in basins.iter().enumerate() {
+        let b = b as usize;
+        if b == 0 || area[b] < settings.min_area_px || (settings.drop_border && on_border[b]) {
+            continue;
+        }
+        if new_label[b] == 0 {
+            next += 1;
+            new_label[b] = next;
+        }
+        labels[i] = new_label[b];
+    }
+    (labels, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma};
+
+    fn discs(w: u32, h: u32, centres: &[(f32, f32, f32)], dark: bool) -> DynamicImage {
+        let mut img = GrayImage::new(w, h);
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            let inside = centres
+                .iter()
+                .any(|&(cx, cy, r)| (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) <= r * r);
+            *p = Luma([if inside != dark { 200 } else { 40 }]);
+        }
+        DynamicImage::ImageLuma8(img)
+    }
+
+    #[test]
+    fn touching_discs_give_two_particles() {
+        let img = discs(120, 80, &[(40.0, 40.0, 20.0), (78.0, 40.0, 20.0)], false);
+        let a = analyse(&img, &Settings::default(), None);
+        assert_eq!(a.particles.len(), 2, "{:?}", a.particles);
+        for p in &a.particles {
+            assert!((p.ecd_px - 40.0).abs() < 4.0, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn dark_particles_on_a_bright_background_are_found() {
+        let img = discs(100, 100, &[(30.0, 30.0, 10.0), (70.0, 65.0, 12.0)], true);
+        let a = analyse(&img, &Settings::default(), None);
+        assert_eq!(a.particles.len(), 2);
+    }
+
+    #[test]
+    fn blank_tiny_and_full_images_give_clear_answers() {
+        let blank = DynamicImage::ImageLuma8(GrayImage::from_pixel(50, 40, Luma([128])));
+        assert_eq!(
+            analyse(&blank, &Settings::default(), None).particles.len(),
+            0
+        );
+        let one = DynamicImage::ImageLuma8(GrayImage::from_pixel(1, 1, Luma([255])));
+        let a = analyse(&one, &Settings::default(), None);
+        assert_eq!(a.labels.len(), 1);
+        assert_eq!(a.summary().describe(), "no particles found");
+        let sixteen = DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(64, 64, |x, y| {
+            Luma([if (x as i32 - 32).pow(2) + (y as i32 - 32).pow(2) < 200 {
+                4000u16
+            } else {
+                900
+            }])
+        }));
+        assert_eq!(
+            analyse(&sixteen, &Settings::default(), None)
+                .particles
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn summary_reports_physical_sizes_when_the_scale_is_known() {
+        let img = discs(100, 100, &[(50.0, 50.0, 20.0)], false);
+        let a = analyse(&img, &Settings::default(), PixelSize::new(10.0, "typed"));
+        let s = a.summary();
+        let nm = s.median_ecd_nm().expect("scale known");
+        assert!((nm - 400.0).abs() < 30.0, "{nm}");
+        assert!(s.describe().contains("nm"), "{}", s.describe());
+        assert_eq!(s.main_shape(), Some(Shape::Sphere));
+    }
+}
