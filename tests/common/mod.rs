@@ -78,3 +78,25 @@ pub fn rgb(gray: &GrayImage) -> RgbImage {
         image::Rgb([v, v, v])
     })
 }
+
+pub mod tiff;
+
+/// sha256 of every file under `dir` (relative path -> digest), to prove a folder unchanged.
+pub fn folder_checksums(dir: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+                out.insert(rel, format!("{:x}", Sha256::digest(&bytes)));
+            }
+        }
+    }
+    out
+}

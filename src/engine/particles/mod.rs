@@ -54,7 +54,7 @@ impl Default for Settings {
             smoothing_px: 1.0,
             relative_min_area: 0.1,
             flatten: 0.0,
-            seed_height_px: 6.0,
+            seed_height_px: 3.0,
             min_area_px: 20,
             drop_border: false,
         }
