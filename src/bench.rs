@@ -76,6 +76,7 @@ fn synthetic_index(n: usize, weights_sha256: &str, db_dir: &Path, rng: &mut Rng)
             data_bar_rows: 0,
             raw: raws[i * 512..(i + 1) * 512].to_vec(),
             sketch_raw: sketches[i * 512..(i + 1) * 512].to_vec(),
+            particles: None,
         });
         index.params.push(Vec::new());
     }
@@ -354,6 +355,7 @@ pub fn indexing(engine: &Engine, n: usize) -> anyhow::Result<Map<String, Value>>
     let db = tmp.path().join("db");
     crate::engine::demo::generate(&db, n)?;
     let job = crate::engine::indexer::IndexJob {
+        pixel_size_column: None,
         db_dir: db,
         table: None,
         image_column: None,

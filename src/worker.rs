@@ -307,6 +307,7 @@ impl Worker {
             } => {
                 let index_path = index_path.unwrap_or_else(|| default_index_path(&db_dir));
                 let job = IndexJob {
+                    pixel_size_column: None,
                     db_dir,
                     table,
                     image_column: None,

@@ -208,7 +208,7 @@ fn drop_sketch_preview_browse_export() {
     let text = std::fs::read_to_string(&out)
         .unwrap_or_else(|e| panic!("export not written ({e}); status: {}", h.state().status));
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("rank,path,score,Ca ion (mM),CO3 ion (mM),Polymer,Polymer (% wt),Stirring (rpm),Temperature (C),Synthesis time,label"));
+    assert_eq!(lines.next(), Some("rank,path,score,Ca ion (mM),CO3 ion (mM),Polymer,Polymer (% wt),Stirring (rpm),Temperature (C),Synthesis time,Pixel size (nm),label"));
     assert_eq!(lines.count(), h.state().hits.len());
 
     // The window title names the database and its size, and is sent to the window only when

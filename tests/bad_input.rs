@@ -16,6 +16,7 @@ use morphosearch::engine::{Engine, Error};
 
 fn job(db: &Path, index: &Path) -> IndexJob {
     IndexJob {
+        pixel_size_column: None,
         db_dir: db.to_path_buf(),
         table: None,
         image_column: None,

@@ -30,6 +30,7 @@ fn built(data: &Path) -> &'static Built {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("caco3.msidx");
         let job = IndexJob {
+            pixel_size_column: None,
             db_dir: data.to_path_buf(),
             table: Some(data.join("synthesis_conditions.csv")),
             image_column: None,

@@ -462,3 +462,78 @@ fn segmentation_of_demo_renderings_finds_their_particles() {
     );
     assert!(r.size_error <= 0.30, "size error {}", r.size_error);
 }
+
+#[test]
+fn indexed_particle_statistics_restrict_a_search_and_come_with_each_result() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("db");
+    morphosearch::engine::demo::generate(&db, 16).expect("demo");
+    let index = tmp.path().join("lib.msidx");
+    let out = bin()
+        .arg("index")
+        .arg(&db)
+        .arg("--table")
+        .arg(db.join("synthesis.csv"))
+        .arg("--index")
+        .arg(&index)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let search = |extra: &[&str]| {
+        bin()
+            .args(["search", "--json", "--top-k", "16", "--index"])
+            .arg(&index)
+            .args(extra)
+            .arg(db.join("demo_000.png"))
+            .output()
+            .expect("runs")
+    };
+    let all = search(&[]);
+    assert!(
+        all.status.success(),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&all.stdout).expect("json");
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results.len(), 16);
+    for r in results {
+        let p = &r["particles"];
+        assert!(p["count"].as_u64().is_some(), "{r}");
+        assert_eq!(
+            p["pixel_size_source"], "table column \"Pixel size (nm)\"",
+            "{r}"
+        );
+        assert!(
+            p["median_ecd_nm"].as_f64().is_some_and(|nm| nm > 0.0),
+            "{r}"
+        );
+    }
+    let spheres = search(&["--shape", "spheres"]);
+    assert!(spheres.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&spheres.stdout).expect("json");
+    let kept = v["results"].as_array().expect("results");
+    assert!(!kept.is_empty() && kept.len() < 16, "{} kept", kept.len());
+    assert!(kept
+        .iter()
+        .all(|r| r["particles"]["main_shape"] == "sphere"));
+    assert!(String::from_utf8_lossy(&spheres.stderr).contains("whose particles are sphere"));
+    let none = search(&["--size-nm", "1-2"]);
+    assert!(none.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&none.stdout).expect("json");
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(0));
+    let bad = search(&["--shape", "blob"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use sphere, cube"));
+    let zero = bin()
+        .args(["search", "--top-k", "0", "--index"])
+        .arg(&index)
+        .arg(db.join("demo_000.png"))
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--top-k 0"));
+}

@@ -99,6 +99,9 @@ pub enum Command {
         /// Weight of drawing-vs-micrograph similarity in sketch queries (0..1).
         #[arg(long, default_value_t = 0.6)]
         sketch_image_weight: f32,
+        /// Table column with the pixel size in nm, for images whose files record none.
+        #[arg(long)]
+        pixel_size_column: Option<String>,
     },
     /// Find the database images most similar to each query image.
     Search {
@@ -112,6 +115,16 @@ pub enum Command {
         /// Queries are sketches (drawings of particle outlines).
         #[arg(long)]
         sketch: bool,
+        /// Only images whose most abundant particle shape is this (sphere, cube, rod,
+        /// elongated, irregular).
+        #[arg(long)]
+        shape: Option<String>,
+        /// Only images whose median particle size (ECD) is in this range of nm, e.g. 200-400.
+        #[arg(long)]
+        size_nm: Option<String>,
+        /// Only images whose median particle size (ECD) is in this range of pixels.
+        #[arg(long)]
+        size_px: Option<String>,
         #[command(flatten)]
         model: ModelArgs,
         #[arg(required = true)]
@@ -282,6 +295,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             sketch_lines,
             sketch_layer,
             sketch_image_weight,
+            pixel_size_column,
         } => {
             let features = FeatureConfig {
                 pooling: pooling.parse::<Pooling>()?,
@@ -294,6 +308,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             let index_path = index.unwrap_or_else(|| default_index_path(&db_dir));
             let engine = Engine::load(model.weights.as_deref(), &model.device)?;
             let job = IndexJob {
+                pixel_size_column: pixel_size_column.clone(),
                 db_dir,
                 table,
                 image_column,
@@ -317,9 +332,27 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             top_k,
             json,
             sketch,
+            shape,
+            size_nm,
+            size_px,
             model,
             queries,
-        } => search_command(&index, top_k, json, sketch, &model, &queries),
+        } => {
+            let range = |r: Option<String>| {
+                r.map(|r| crate::engine::particles::parse_range(&r))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)
+            };
+            let filter = crate::engine::particles::ParticleFilter {
+                shape: shape
+                    .map(|s| s.parse::<crate::engine::particles::Shape>())
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                size_nm: range(size_nm)?,
+                size_px: range(size_px)?,
+            };
+            search_command(&index, top_k, json, sketch, &filter, &model, &queries)
+        }
         Command::Eval {
             index,
             labels,
@@ -598,20 +631,33 @@ fn search_command(
     top_k: usize,
     json: bool,
     sketch: bool,
+    filter: &crate::engine::particles::ParticleFilter,
     model: &ModelArgs,
     queries: &[PathBuf],
 ) -> anyhow::Result<i32> {
+    if top_k == 0 {
+        bail!("--top-k 0 asks for no results: give 1 or more");
+    }
     let index = Index::load(index_path)?;
     let engine = Engine::load(model.weights.as_deref(), &model.device)?;
     engine.check_index(&index)?;
+    let admit = |i: usize| filter.admits(index.entries[i].particles.as_ref());
+    if !filter.is_empty() {
+        let passing = (0..index.len()).filter(|&i| admit(i)).count();
+        eprintln!(
+            "searching the {passing} of {} images whose particles are {}",
+            index.len(),
+            filter.describe()
+        );
+    }
     let mut failed = 0;
     let stdout = std::io::stdout();
     for q in queries {
         let hits: Result<Vec<Hit>, Error> = load_image(q).and_then(|img| {
             if sketch {
-                engine.search_sketch_image(&index, &img, top_k)
+                engine.search_sketch_image_where(&index, &img, top_k, &admit)
             } else {
-                engine.search_image(&index, &img, top_k)
+                engine.search_image_where(&index, &img, top_k, &admit)
             }
         });
         let mut out = stdout.lock();
@@ -623,7 +669,8 @@ fn search_command(
                     .map(|(r, h)| {
                         json!({"rank": r + 1, "path": index.entries[h.entry].path,
                                "score": (f64::from(h.score) * 1e4).round() / 1e4,
-                               "params": params_json(&index, h.entry)})
+                               "params": params_json(&index, h.entry),
+                               "particles": particles::summary_json(index.entries[h.entry].particles.as_ref())})
                     })
                     .collect();
                 writeln!(

@@ -163,6 +163,32 @@ pub fn analysis_json(image: &Path, a: &Analysis) -> Value {
     })
 }
 
+/// The particle statistics of an indexed image as JSON (null when not measured).
+pub fn summary_json(summary: Option<&crate::engine::particles::Summary>) -> Value {
+    let Some(s) = summary else {
+        return Value::Null;
+    };
+    let fractions: serde_json::Map<String, Value> = Shape::ALL
+        .iter()
+        .map(|shape| {
+            (
+                shape.name().to_string(),
+                json!(s.shape_fractions[shape.index()]),
+            )
+        })
+        .collect();
+    json!({
+        "count": s.count,
+        "median_ecd_px": s.median_ecd_px.map(round3),
+        "median_ecd_nm": s.median_ecd_nm().map(round3),
+        "sd_ecd_px": s.sd_ecd_px.map(round3),
+        "main_shape": s.main_shape().map(Shape::name),
+        "shape_fractions": fractions,
+        "pixel_size_nm": s.pixel_size.as_ref().map(|p| p.nm),
+        "pixel_size_source": s.pixel_size.as_ref().map(|p| p.source.clone()).unwrap_or_else(|| "unknown".into()),
+    })
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }

@@ -253,7 +253,7 @@ pub fn generate(dir: &Path, n: usize) -> Result<usize> {
         return Ok(n);
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut rows = vec!["image,Ca ion (mM),CO3 ion (mM),Polymer,Polymer (% wt),Stirring (rpm),Temperature (C),Synthesis time,label".to_string()];
+    let mut rows = vec!["image,Ca ion (mM),CO3 ion (mM),Polymer,Polymer (% wt),Stirring (rpm),Temperature (C),Synthesis time,Pixel size (nm),label".to_string()];
     for (i, sample) in samples(n).enumerate() {
         let DemoSample {
             image: img,
@@ -274,6 +274,8 @@ pub fn generate(dir: &Path, n: usize) -> Result<usize> {
             .join("+");
         let mut cells = vec![name];
         cells.extend(recipe);
+        // A per-image scale, as a microscope at four magnifications would record it.
+        cells.push(format!("{:.1}", 4.0 + 2.0 * (i % 4) as f32));
         cells.push(label);
         rows.push(cells.join(","));
     }

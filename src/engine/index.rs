@@ -15,7 +15,7 @@ use super::pooling::l2_normalise;
 use super::sketch::SketchConfig;
 
 /// Bumped whenever the file layout or the meaning of a stored field changes.
-pub const INDEX_FORMAT_VERSION: u32 = 4;
+pub const INDEX_FORMAT_VERSION: u32 = 5;
 const MAGIC: &[u8; 8] = b"MORPHIDX";
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// At most this many PCA axes, as in the study.
@@ -49,6 +49,8 @@ pub struct Entry {
     pub raw: Vec<f32>,
     /// L2-normalised descriptor of the image's contour drawing, before projection.
     pub sketch_raw: Vec<f32>,
+    /// Particle statistics (count, sizes, shape fractions, scale) measured while indexing.
+    pub particles: Option<crate::engine::particles::Summary>,
 }
 
 /// Which descriptor a search compares.
@@ -297,6 +299,19 @@ impl Index {
         top_k(&s.vectors, s.dims, &q, k, &|_| false)
     }
 
+    /// [`Self::search`] over the entries `admit` lets through.
+    pub fn search_where(
+        &self,
+        raw: &[f32],
+        space: Space,
+        k: usize,
+        admit: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Vec<Hit> {
+        let s = self.space(space);
+        let q = s.project(raw);
+        top_k(&s.vectors, s.dims, &q, k, &|i| !admit(i))
+    }
+
     /// Parameter `name` of entry `i`, if it has one.
     pub fn param(&self, i: usize, name: &str) -> Option<&ParamValue> {
         let c = self.columns.iter().position(|n| n == name)?;
@@ -472,6 +487,7 @@ mod tests {
                 height: 1,
                 data_bar_rows: 0,
                 sketch_raw: raw.iter().rev().copied().collect(),
+                particles: None,
                 raw,
             });
             idx.params.push(Vec::new());

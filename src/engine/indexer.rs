@@ -12,7 +12,8 @@ use super::database::{absolute, read_table, scan_images, ParamValue};
 use super::error::{Error, Result};
 use super::features::{describe, describe_pooled, FeatureConfig, BATCH_SIZE};
 use super::index::{DuplicatePair, Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD};
-use super::preprocess::{load_image, pixel_hash, prepare, Prepared};
+use super::particles::{self, Summary};
+use super::preprocess::{load_image, pixel_hash, prepare, DataBar, Prepared};
 use super::sketch::{drawing_input, drawing_of_image, SketchConfig};
 use super::vgg::Vgg16;
 
@@ -27,6 +28,8 @@ pub struct IndexJob {
     pub pca_dims: usize,
     pub whiten: bool,
     pub sketch: SketchConfig,
+    /// Table column giving the pixel size in nm of images whose files record none.
+    pub pixel_size_column: Option<String>,
 }
 
 /// What indexing did and found.
@@ -70,6 +73,7 @@ struct Decoded {
     dims: (u32, u32),
     image: Option<Prepared>,
     drawing: Option<Prepared>,
+    particles: Summary,
 }
 
 fn decode_one(
@@ -84,7 +88,17 @@ fn decode_one(
     let img = load_image(&path)?;
     let prepared = prepare(&img, &features.preprocess)?;
     let drawing = drawing_of_image(&img, sketch, prepared.data_bar_rows)?;
+    let particles = particles::analyse(
+        &img,
+        &particles::Settings {
+            data_bar: DataBar::Rows(prepared.data_bar_rows),
+            ..particles::Settings::default()
+        },
+        particles::scale::from_file(&path, img.width()),
+    )
+    .summary();
     Ok(Decoded {
+        particles,
         rel: rel.to_string(),
         size_bytes,
         modified_ns,
@@ -158,6 +172,31 @@ pub fn build_index(
         Some(t) => Some(read_table(t, &images, job.image_column.as_deref())?),
         None => None,
     };
+    // An explicit column, else one named like "Pixel size (nm)".
+    let pixel_size_column = job.pixel_size_column.clone().or_else(|| {
+        table.as_ref().and_then(|t| {
+            t.columns
+                .iter()
+                .find(|c| {
+                    let c = c.to_lowercase();
+                    c.starts_with("pixel size") && c.contains("nm")
+                })
+                .cloned()
+        })
+    });
+    if let Some(column) = &job.pixel_size_column {
+        let columns = table.as_ref().map(|t| t.columns.as_slice()).unwrap_or(&[]);
+        if !columns.iter().any(|c| c == column) {
+            return Err(Error::InvalidSetting(format!(
+                "--pixel-size-column {column:?}: the table has no such column{}",
+                if columns.is_empty() {
+                    " (no table given: pass --table)".to_string()
+                } else {
+                    format!(" (it has: {})", columns.join(", "))
+                }
+            )));
+        }
+    }
     let config = IndexConfig {
         weights_sha256: vgg.weights_sha256().to_string(),
         features: job.features,
@@ -221,6 +260,9 @@ pub fn build_index(
                     .unwrap_or_default()
             })
             .collect::<Vec<Vec<ParamValue>>>();
+        if let Some(column) = &pixel_size_column {
+            apply_pixel_size_column(index, column);
+        }
         index.problems = problems.to_vec();
         index.refit();
     };
@@ -310,6 +352,24 @@ pub fn build_index(
     Ok((index, report))
 }
 
+/// Gives images whose files record no pixel size the one in `column` (nm) of their row.
+fn apply_pixel_size_column(index: &mut Index, column: &str) {
+    let Some(c) = index.columns.iter().position(|h| h == column) else {
+        return;
+    };
+    for (entry, row) in index.entries.iter_mut().zip(&index.params) {
+        let Some(summary) = entry.particles.as_mut() else {
+            continue;
+        };
+        if summary.pixel_size.is_none() {
+            summary.pixel_size = row
+                .get(c)
+                .and_then(|v| v.number)
+                .and_then(|nm| particles::PixelSize::new(nm, format!("table column {column:?}")));
+        }
+    }
+}
+
 fn describe_batch(
     vgg: &Vgg16,
     batch: &mut [Decoded],
@@ -346,6 +406,7 @@ fn describe_batch(
             ),
             raw,
             sketch_raw: sketch_raws.next().unwrap_or_default(),
+            particles: Some(d.particles.clone()),
         };
         kept.insert(d.rel.clone(), entry);
     }

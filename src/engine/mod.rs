@@ -74,8 +74,19 @@ impl Engine {
 
     /// The top `k` database images for a query image.
     pub fn search_image(&self, index: &Index, img: &DynamicImage, k: usize) -> Result<Vec<Hit>> {
+        self.search_image_where(index, img, k, &|_| true)
+    }
+
+    /// [`Self::search_image`] among the entries `admit` lets through.
+    pub fn search_image_where(
+        &self,
+        index: &Index,
+        img: &DynamicImage,
+        k: usize,
+        admit: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Vec<Hit>> {
         let raw = self.describe_image(img, &index.config.features)?;
-        Ok(index.search(&raw, Space::Image, k))
+        Ok(index.search_where(&raw, Space::Image, k, admit))
     }
 
     /// The top `k` database images for a sketch image file's content.
@@ -85,8 +96,20 @@ impl Engine {
         img: &DynamicImage,
         k: usize,
     ) -> Result<Vec<Hit>> {
+        self.search_sketch_image_where(index, img, k, &|_| true)
+    }
+
+    /// [`Self::search_sketch_image`] among the entries `admit` lets through.
+    pub fn search_sketch_image_where(
+        &self,
+        index: &Index,
+        img: &DynamicImage,
+        k: usize,
+        admit: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Vec<Hit>> {
         let drawing = sketch::normalise_sketch_image(img, &index.config.sketch)?;
-        self.search_drawing(index, &drawing, k)
+        let w = index.config.sketch.image_weight;
+        Ok(self.sketch_query(index, &drawing, k, w, admit)?.0)
     }
 
     /// The top `k` database images for a normalised drawing: similarity of the drawing's
@@ -104,7 +127,20 @@ impl Engine {
         drawing: &GrayImage,
         k: usize,
     ) -> Result<(Vec<Hit>, Vec<GrayImage>)> {
-        self.sketch_query(index, drawing, k, index.config.sketch.image_weight)
+        self.sketch_query(index, drawing, k, index.config.sketch.image_weight, &|_| {
+            true
+        })
+    }
+
+    /// [`Self::search_drawing_with_views`] among the entries `admit` lets through.
+    pub fn search_drawing_with_views_where(
+        &self,
+        index: &Index,
+        drawing: &GrayImage,
+        k: usize,
+        admit: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<(Vec<Hit>, Vec<GrayImage>)> {
+        self.sketch_query(index, drawing, k, index.config.sketch.image_weight, admit)
     }
 
     /// [`Self::search_drawing`] with an explicit image weight (0 = contours only).
@@ -115,7 +151,9 @@ impl Engine {
         k: usize,
         image_weight: f32,
     ) -> Result<Vec<Hit>> {
-        Ok(self.sketch_query(index, drawing, k, image_weight)?.0)
+        Ok(self
+            .sketch_query(index, drawing, k, image_weight, &|_| true)?
+            .0)
     }
 
     fn sketch_query(
@@ -124,6 +162,7 @@ impl Engine {
         drawing: &GrayImage,
         k: usize,
         image_weight: f32,
+        admit: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<(Vec<Hit>, Vec<GrayImage>)> {
         if index.sketch_space.is_empty() {
             return Err(Error::Index(
@@ -204,6 +243,7 @@ impl Engine {
                 })
                 .collect()
         };
+        hits.retain(|h| admit(h.entry));
         index::partial_top(&mut hits, k);
         Ok((hits, views))
     }

@@ -127,6 +127,77 @@ impl Summary {
     }
 }
 
+/// A restriction of a search by particle statistics: "cubes, 200-400 nm".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParticleFilter {
+    /// The image's most abundant shape must be this one.
+    pub shape: Option<Shape>,
+    /// Median ECD within this range, nm (images of unknown scale are left out).
+    pub size_nm: Option<(f64, f64)>,
+    /// Median ECD within this range, px.
+    pub size_px: Option<(f64, f64)>,
+}
+
+impl ParticleFilter {
+    pub fn is_empty(&self) -> bool {
+        self.shape.is_none() && self.size_nm.is_none() && self.size_px.is_none()
+    }
+
+    /// Whether an image with these statistics (None: not measured) passes.
+    pub fn admits(&self, summary: Option<&Summary>) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let Some(s) = summary else {
+            return false;
+        };
+        let within = |v: Option<f64>, r: Option<(f64, f64)>| match r {
+            None => true,
+            Some((lo, hi)) => v.is_some_and(|v| v >= lo && v <= hi),
+        };
+        self.shape.is_none_or(|shape| s.main_shape() == Some(shape))
+            && within(s.median_ecd_nm(), self.size_nm)
+            && within(s.median_ecd_px, self.size_px)
+    }
+
+    /// "cube, 200-400 nm".
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.shape {
+            parts.push(s.name().to_string());
+        }
+        if let Some((lo, hi)) = self.size_nm {
+            parts.push(format!("{lo}-{hi} nm"));
+        }
+        if let Some((lo, hi)) = self.size_px {
+            parts.push(format!("{lo}-{hi} px"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Parses a size range "200-400" (or "200..400") into (low, high).
+pub fn parse_range(text: &str) -> Result<(f64, f64), String> {
+    let (a, b) = text
+        .split_once("..")
+        .or_else(|| text.split_once('-'))
+        .ok_or_else(|| format!("size range {text:?}: write it as LOW-HIGH, e.g. 200-400"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| format!("size range {text:?}: {v:?} is not a size"))
+    };
+    let (lo, hi) = (parse(a)?, parse(b)?);
+    if lo > hi {
+        return Err(format!(
+            "size range {text:?}: the low end is above the high end"
+        ));
+    }
+    Ok((lo, hi))
+}
+
 /// "1.66 ± 0.19 µm" or "210 ± 40 nm".
 pub fn format_length_nm(value: f64, sd: f64) -> String {
     if value >= 1000.0 {
@@ -291,6 +362,25 @@ mod tests {
             *p = Luma([if inside != dark { 200 } else { 40 }]);
         }
         DynamicImage::ImageLuma8(img)
+    }
+
+    #[test]
+    fn filters_admit_by_main_shape_and_size() {
+        let img = discs(100, 100, &[(50.0, 50.0, 20.0)], false);
+        let s = analyse(&img, &Settings::default(), PixelSize::new(10.0, "typed")).summary();
+        let f = |shape, nm| ParticleFilter {
+            shape,
+            size_nm: nm,
+            size_px: None,
+        };
+        assert!(f(Some(Shape::Sphere), Some((300.0, 500.0))).admits(Some(&s)));
+        assert!(!f(Some(Shape::Cube), None).admits(Some(&s)));
+        assert!(!f(None, Some((100.0, 200.0))).admits(Some(&s)));
+        assert!(!f(Some(Shape::Sphere), None).admits(None));
+        assert!(ParticleFilter::default().admits(None));
+        assert_eq!(parse_range("200-400"), Ok((200.0, 400.0)));
+        assert!(parse_range("400-200").is_err());
+        assert!(parse_range("big").is_err());
     }
 
     #[test]
