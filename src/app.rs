@@ -53,6 +53,7 @@ pub enum View {
     Map,
     Contours,
     Duplicates,
+    Particles,
 }
 
 /// Where the demo library is generated.
@@ -128,6 +129,9 @@ pub struct MorphoApp {
     pub query_map: Option<[f32; 2]>,
     pub path_field: String,
     pub db_field: String,
+    /// The particle analysis on screen, and the Particles view's fields.
+    pub particles: Option<crate::ui::particles::ParticleView>,
+    pub particle_fields: crate::ui::particles::ParticleFields,
     pub table_field: String,
     pub export_field: String,
     pub status: String,
@@ -158,6 +162,8 @@ impl MorphoApp {
             index_file: options.index_file,
             export_field: "results.csv".into(),
             db_field: String::new(),
+            particles: None,
+            particle_fields: Default::default(),
             table_field: String::new(),
             settings,
             index: None,
@@ -314,7 +320,76 @@ impl MorphoApp {
                     .cancel
                     .store(true, std::sync::atomic::Ordering::SeqCst);
             }
+            Action::AnalyseParticles(target) => {
+                let text = self.particle_fields.pixel_size_nm.trim().to_string();
+                let pixel_size_nm = if text.is_empty() {
+                    None
+                } else {
+                    match text.parse::<f64>() {
+                        Ok(v) if v > 0.0 && v.is_finite() => Some(v),
+                        _ => {
+                            self.report_error(format!(
+                                "pixel size {text:?}: type a positive number of nanometres"
+                            ));
+                            return;
+                        }
+                    }
+                };
+                self.view = View::Particles;
+                self.send(Job::Particles {
+                    target,
+                    pixel_size_nm,
+                });
+            }
+            Action::ExportParticles(path) => match self.export_particles(&path) {
+                Ok((n, written)) => {
+                    self.info(format!("wrote {n} particles to {}", written.display()))
+                }
+                Err(e) => self.report_error(format!("{e:#}")),
+            },
         }
+    }
+
+    /// Writes the particles on screen as CSV; returns their count and the absolute path.
+    fn export_particles(&self, path: &Path) -> anyhow::Result<(usize, PathBuf)> {
+        let view = self.particles.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("no particle analysis to export: measure an image first")
+        })?;
+        let nm = view.analysis.pixel_size.as_ref().map(|p| p.nm);
+        let mut w = csv::Writer::from_path(path)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        w.write_record([
+            "image",
+            "particle",
+            "area_px",
+            "ecd_px",
+            "ecd_nm",
+            "feret_max_px",
+            "feret_min_px",
+            "aspect_ratio",
+            "circularity",
+            "solidity",
+            "shape",
+        ])?;
+        for p in &view.analysis.particles {
+            w.write_record([
+                view.label.clone(),
+                p.label.to_string(),
+                p.area_px.to_string(),
+                format!("{:.3}", p.ecd_px),
+                nm.map(|nm| format!("{:.3}", p.ecd_px * nm))
+                    .unwrap_or_default(),
+                format!("{:.3}", p.feret_max_px),
+                format!("{:.3}", p.feret_min_px),
+                format!("{:.3}", p.aspect_ratio),
+                format!("{:.3}", p.circularity),
+                format!("{:.3}", p.solidity),
+                p.shape.name().to_string(),
+            ])?;
+        }
+        w.flush()?;
+        let written = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        Ok((view.analysis.particles.len(), written))
     }
 
     fn open(&mut self, db_dir: PathBuf, table: Option<PathBuf>) {
@@ -465,6 +540,21 @@ impl MorphoApp {
                             gray_texture(ctx, "p4", &steps.drawing),
                         ]);
                     }
+                }
+                Event::Particles {
+                    target,
+                    label,
+                    analysis,
+                    overlay,
+                } => {
+                    let texture = crate::ui::texture(ctx, "particles", &overlay);
+                    self.info(format!("{label}: {}", analysis.summary().describe()));
+                    self.particles = Some(crate::ui::particles::ParticleView {
+                        target,
+                        label,
+                        analysis: *analysis,
+                        texture,
+                    });
                 }
                 Event::Cancelled => {
                     self.progress = None;
@@ -704,6 +794,7 @@ impl MorphoApp {
                 if ui.selectable_value(&mut self.view, View::Contours, "Contours").clicked() {
                     actions.push(Action::Preview);
                 }
+                ui.selectable_value(&mut self.view, View::Particles, "Particles");
             });
             ui.separator();
             let Some(index) = self.index.clone() else {
@@ -724,6 +815,12 @@ impl MorphoApp {
                 View::Browse => actions.extend(self.browse.browse_ui(ui, &index, &self.thumbs, self.selected, &mut missing)),
                 View::Map => actions.extend(self.map.map_ui(ui, &index, &self.map_coords, self.query_map, &self.thumbs, self.selected, &mut missing)),
                 View::Duplicates => actions.extend(crate::ui::duplicates::duplicates_ui(ui, &index, &self.duplicates, &self.thumbs, &mut missing)),
+                View::Particles => {
+                    let has_query = self.query_texture.is_some();
+                    egui::ScrollArea::vertical().id_salt("particles").show(ui, |ui| {
+                        actions.extend(crate::ui::particles::particles_ui(ui, self.particles.as_ref(), &mut self.particle_fields, &index, &self.hits, self.selected, has_query));
+                    });
+                }
                 View::Contours => {
                     let textures = self.preview_textures.as_ref().filter(|_| self.preview_entry == self.selected);
                     actions.extend(preview::preview_ui(ui, &mut self.settings.contours, textures, self.preview_used));

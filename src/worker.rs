@@ -70,6 +70,12 @@ pub enum Job {
     },
     /// Rebuild the sketch descriptors with new contour settings.
     ApplyContours(ContourSettings),
+    /// Find and measure the particles of the query or a database image; `pixel_size_nm` is
+    /// used when neither the file nor the table gives the scale.
+    Particles {
+        target: crate::ui::particles::ParticleTarget,
+        pixel_size_nm: Option<f64>,
+    },
 }
 
 /// What the worker reports back.
@@ -109,6 +115,12 @@ pub enum Event {
     Preview {
         entry: usize,
         steps: Box<ContourSteps>,
+    },
+    Particles {
+        target: crate::ui::particles::ParticleTarget,
+        label: String,
+        analysis: Box<crate::engine::particles::Analysis>,
+        overlay: RgbaImage,
     },
     Cancelled,
     Error(String),
@@ -385,6 +397,45 @@ impl Worker {
                     elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
                     drawing: views,
                     query_map: None,
+                });
+                Ok(())
+            }
+            Job::Particles {
+                target,
+                pixel_size_nm,
+            } => {
+                use crate::engine::particles::{self, PixelSize};
+                use crate::ui::particles::ParticleTarget;
+                let typed = pixel_size_nm.and_then(|nm| PixelSize::new(nm, "typed"));
+                let (img, label, scale) = match target {
+                    ParticleTarget::Query => {
+                        let img = self
+                            .query
+                            .clone()
+                            .ok_or_else(|| Error::Index("search with an image first".into()))?;
+                        (img, "the query image".to_string(), typed)
+                    }
+                    ParticleTarget::Entry(entry) => {
+                        let index = self.index()?;
+                        let e = index
+                            .entries
+                            .get(entry)
+                            .ok_or_else(|| Error::Index("no such sample".into()))?;
+                        let path = index.db_dir.join(&e.path);
+                        let img = load_image(&path)?;
+                        let scale = particles::scale::from_file(&path, img.width())
+                            .or_else(|| e.particles.as_ref().and_then(|s| s.pixel_size.clone()))
+                            .or(typed);
+                        (img, e.path.clone(), scale)
+                    }
+                };
+                let analysis = particles::analyse(&img, &particles::Settings::default(), scale);
+                let overlay = particles::outline_overlay(&img, &analysis);
+                self.send(Event::Particles {
+                    target,
+                    label,
+                    analysis: Box::new(analysis),
+                    overlay,
                 });
                 Ok(())
             }

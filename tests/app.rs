@@ -225,3 +225,83 @@ fn drop_sketch_preview_browse_export() {
         "unchanged title sent again"
     );
 }
+
+#[test]
+fn particles_view_measures_the_query_and_compares_it_with_the_matches() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut h = harness(tmp.path());
+    step_until(&mut h, 600, "the demo library to be indexed", |a| {
+        a.index.is_some()
+    });
+    let index = h.state().index.clone().expect("index");
+    assert!(
+        index.entries.iter().all(|e| e.particles.is_some()),
+        "indexing measures every image's particles"
+    );
+    let query = tmp.path().join("demo/demo_000.png");
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(DroppedPath(query)));
+    step_until(&mut h, 120, "image results", |a| !a.hits.is_empty());
+    h.get_by_label("Particles").click();
+    h.step();
+    h.get_by_label("the query image").click();
+    step_until(&mut h, 60, "the query's particles", |a| {
+        a.particles.is_some()
+    });
+    {
+        let a = h.state();
+        assert_eq!(a.view, View::Particles);
+        let view = a.particles.as_ref().expect("analysis");
+        assert!(!view.analysis.particles.is_empty());
+        assert_eq!(a.busy, 0, "every job ended in one event");
+    }
+    h.get_by_label_contains("Query vs the top");
+    // The dropped file records no scale of its own, so the comparison is in pixels.
+    h.get_by_label("Median ± SD (px)");
+    let csv = tmp.path().join("query_particles.csv");
+    h.state_mut().particle_fields.csv_path = csv.display().to_string();
+    h.get_by_label("Export particles").click_accesskit();
+    h.step();
+    h.step();
+    let text = std::fs::read_to_string(&csv)
+        .unwrap_or_else(|e| panic!("not exported ({e}); status: {}", h.state().status));
+    let n = h
+        .state()
+        .particles
+        .as_ref()
+        .map_or(0, |v| v.analysis.particles.len());
+    assert_eq!(text.lines().count(), n + 1);
+    assert!(
+        h.state().status.contains(&csv.display().to_string()),
+        "{}",
+        h.state().status
+    );
+
+    // A database sample: measured with the table's scale, in nm.
+    h.state_mut()
+        .apply(morphosearch::ui::Action::AnalyseParticles(
+            morphosearch::ui::particles::ParticleTarget::Entry(0),
+        ));
+    step_until(&mut h, 60, "the sample's particles", |a| {
+        a.particles
+            .as_ref()
+            .is_some_and(|v| v.target == morphosearch::ui::particles::ParticleTarget::Entry(0))
+    });
+    let view = h.state().particles.as_ref().expect("analysis");
+    assert!(
+        view.analysis.pixel_size.is_some(),
+        "scale from the demo table"
+    );
+    // A typed pixel size that is not a number is refused with a message.
+    h.state_mut().particle_fields.pixel_size_nm = "abc".into();
+    h.state_mut()
+        .apply(morphosearch::ui::Action::AnalyseParticles(
+            morphosearch::ui::particles::ParticleTarget::Query,
+        ));
+    assert!(
+        h.state().status.contains("positive number"),
+        "{}",
+        h.state().status
+    );
+}

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod canvas;
 pub mod duplicates;
 pub mod map;
+pub mod particles;
 pub mod preview;
 pub mod results;
 
@@ -34,6 +35,10 @@ pub enum Action {
         browse: bool,
     },
     CancelJob,
+    /// Find and measure the particles of the query or a database image.
+    AnalyseParticles(particles::ParticleTarget),
+    /// Write the particles on screen as CSV.
+    ExportParticles(PathBuf),
 }
 
 /// How many thumbnails stay uploaded: about 100 MB of 160 px textures, many screens' worth.

@@ -179,6 +179,21 @@ pub fn detail_ui(
                 .on_hover_text("Blend of the contour and image similarities, each in standard deviations above the database average"),
         };
     }
+    if let Some(p) = &e.particles {
+        ui.horizontal(|ui| {
+            ui.label(format!("Particles: {}", p.describe()));
+            if ui
+                .small_button("Measure…")
+                .on_hover_text("Outline and measure every particle (Particles view)")
+                .clicked()
+            {
+                action = Some(Action::AnalyseParticles(
+                    crate::ui::particles::ParticleTarget::Entry(entry),
+                ));
+            }
+        });
+        crate::ui::particles::shape_bar_ui(ui, &p.shape_fractions, 200.0);
+    }
     match thumbs.get(entry) {
         Some(t) => {
             let side = ui.available_width().min(260.0);

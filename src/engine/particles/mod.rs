@@ -86,6 +86,8 @@ pub struct Summary {
     /// Fraction of particles per shape, in [`Shape::ALL`] order.
     pub shape_fractions: [f32; 5],
     pub pixel_size: Option<PixelSize>,
+    /// Every particle's ECD (px), ascending: the size distribution.
+    pub ecd_px: Vec<f32>,
 }
 
 impl Summary {
@@ -244,7 +246,55 @@ pub fn summarise(particles: &[Particle], pixel_size: Option<PixelSize>) -> Summa
             .map(|m| (ecd.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n as f64).sqrt()),
         shape_fractions: fractions,
         pixel_size,
+        ecd_px: ecd.iter().map(|&v| v as f32).collect(),
     }
+}
+
+/// RGB colour of a shape class in overlays and plots (distinct for colour-blind readers:
+/// Okabe & Ito's palette).
+pub fn shape_colour(shape: Shape) -> [u8; 3] {
+    match shape {
+        Shape::Sphere => [0, 114, 178],
+        Shape::Cube => [230, 159, 0],
+        Shape::Rod => [0, 158, 115],
+        Shape::Elongated => [204, 121, 167],
+        Shape::Irregular => [213, 94, 0],
+    }
+}
+
+/// The image in grey with every particle's outline drawn in its shape's colour.
+pub fn outline_overlay(img: &DynamicImage, analysis: &Analysis) -> image::RgbaImage {
+    let grey = img.to_luma8();
+    let (w, h) = (analysis.width as usize, analysis.height as usize);
+    let mut colour = vec![None; analysis.particles.len() + 1];
+    for p in &analysis.particles {
+        if let Some(c) = colour.get_mut(p.label as usize) {
+            *c = Some(shape_colour(p.shape));
+        }
+    }
+    let labels = &analysis.labels;
+    image::RgbaImage::from_fn(analysis.width, analysis.height, |x, y| {
+        let (x, y) = (x as usize, y as usize);
+        let l = labels[y * w + x];
+        let edge = l > 0
+            && [(0isize, -1isize), (-1, 0), (1, 0), (0, 1)]
+                .iter()
+                .any(|&(dx, dy)| {
+                    let (nx, ny) = (x as isize + dx, y as isize + dy);
+                    nx < 0
+                        || ny < 0
+                        || nx as usize >= w
+                        || ny as usize >= h
+                        || labels[ny as usize * w + nx as usize] != l
+                });
+        match colour.get(l as usize).copied().flatten() {
+            Some([r, g, b]) if edge => image::Rgba([r, g, b, 255]),
+            _ => {
+                let v = grey.get_pixel(x as u32, y as u32)[0];
+                image::Rgba([v, v, v, 255])
+            }
+        }
+    })
 }
 
 /// Median of a sorted slice.
