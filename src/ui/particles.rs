@@ -49,12 +49,17 @@ fn colour(shape: Shape) -> Color32 {
 
 /// Sizes in nm when the scale is known, else px.
 fn sizes(summary: &Summary) -> (Vec<f32>, &'static str) {
-    match &summary.pixel_size {
-        Some(p) => (
+    sizes_in(summary, summary.pixel_size.is_some())
+}
+
+/// Sizes in nm (when `nm` and the scale is known) or px: a comparison uses one unit for all.
+fn sizes_in(summary: &Summary, nm: bool) -> (Vec<f32>, &'static str) {
+    match (&summary.pixel_size, nm) {
+        (Some(p), true) => (
             summary.ecd_px.iter().map(|v| v * p.nm as f32).collect(),
             "nm",
         ),
-        None => (summary.ecd_px.clone(), "px"),
+        _ => (summary.ecd_px.clone(), "px"),
     }
 }
 
@@ -213,7 +218,7 @@ pub fn particles_ui(
     let summary = view.analysis.summary();
     ui.strong(&view.label);
     ui.label(summary_text(&summary));
-    let side = ui.available_width().min(560.0);
+    let side = ui.available_width().min(360.0);
     let aspect = view.analysis.height as f32 / view.analysis.width.max(1) as f32;
     ui.add(egui::Image::new(&view.texture).fit_to_exact_size(egui::vec2(side, side * aspect)));
     shape_bar_ui(ui, &summary.shape_fractions, side.min(400.0));
@@ -228,11 +233,10 @@ pub fn particles_ui(
             .iter()
             .filter_map(|h| index.entries.get(h.entry)?.particles.as_ref())
             .collect();
-        let pooled: Vec<f32> = matches
-            .iter()
-            .filter(|m| m.pixel_size.is_some() == summary.pixel_size.is_some())
-            .flat_map(|m| sizes(m).0)
-            .collect();
+        // One unit for the whole comparison: nm only when every image has a scale.
+        let in_nm = summary.pixel_size.is_some() && matches.iter().all(|m| m.pixel_size.is_some());
+        let (own, unit) = sizes_in(&summary, in_nm);
+        let pooled: Vec<f32> = matches.iter().flat_map(|m| sizes_in(m, in_nm).0).collect();
         let orange = Color32::from_rgb(230, 159, 0);
         histogram_ui(
             ui,
@@ -251,7 +255,7 @@ pub fn particles_ui(
             let row = |ui: &mut egui::Ui, name: &str, s: &Summary| {
                 ui.label(name);
                 ui.label(s.count.to_string());
-                let (v, _) = sizes(s);
+                let (v, _) = sizes_in(s, in_nm);
                 let mean = v.iter().sum::<f32>() / v.len().max(1) as f32;
                 let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>()
                     / v.len().max(1) as f32)
