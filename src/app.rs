@@ -269,6 +269,7 @@ impl MorphoApp {
                     source: QuerySource::File(path),
                     crop: None,
                     k: self.settings.top_k,
+                    allowed: self.allowed(),
                 });
             }
             Action::QueryEntry(entry) => {
@@ -277,6 +278,7 @@ impl MorphoApp {
                     source: QuerySource::Entry(entry),
                     crop: None,
                     k: self.settings.top_k,
+                    allowed: self.allowed(),
                 });
                 self.view = View::Results;
             }
@@ -287,6 +289,7 @@ impl MorphoApp {
                     self.send(Job::Research {
                         crop: self.crop,
                         k: self.settings.top_k,
+                        allowed: self.allowed(),
                     });
                 }
             }
@@ -690,6 +693,20 @@ impl MorphoApp {
         action
     }
 
+    /// The entries a search may return: those the Browse filter shows when "Search only
+    /// these" is on (None: all).
+    pub fn allowed(&self) -> crate::worker::Allowed {
+        let index = self.index.as_ref()?;
+        if !self.browse.restrict_search {
+            return None;
+        }
+        let mut mask = vec![false; index.len()];
+        for i in self.browse.filtered(index) {
+            mask[i] = true;
+        }
+        Some(Arc::new(mask))
+    }
+
     fn search_pasted(&mut self, image: image::RgbaImage) {
         self.crop = None;
         self.send(Job::SearchImage {
@@ -699,6 +716,7 @@ impl MorphoApp {
             },
             crop: None,
             k: self.settings.top_k,
+            allowed: self.allowed(),
         });
     }
 
@@ -745,6 +763,7 @@ impl MorphoApp {
                     self.send(Job::SearchSketch {
                         strokes: self.canvas.strokes.clone(),
                         k: self.settings.top_k,
+                        allowed: self.allowed(),
                     });
                 }
             } else {
@@ -803,6 +822,10 @@ impl MorphoApp {
             };
             match self.view {
                 View::Results => {
+                    if let Some(allowed) = self.allowed() {
+                        let n = allowed.iter().filter(|&&a| a).count();
+                        ui.colored_label(ui.visuals().warn_fg_color, format!("Searching only the {n} of {} samples the Browse filter shows (\"Search only these\" in Browse).", index.len()));
+                    }
                     if self.hits.is_empty() {
                         ui.label("Drop a micrograph on the window, type its path on the left, paste one (Ctrl+V), or draw particles on the canvas.");
                     }

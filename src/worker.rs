@@ -36,6 +36,15 @@ pub enum QuerySource {
     Entry(usize),
 }
 
+/// The entries a search may return (`allowed[i]`), or all of them.
+pub type Allowed = Option<Arc<Vec<bool>>>;
+
+fn admits(allowed: &Allowed, entry: usize) -> bool {
+    allowed
+        .as_ref()
+        .is_none_or(|a| a.get(entry).copied().unwrap_or(false))
+}
+
 /// Work for the worker.
 #[derive(Debug, Clone)]
 pub enum Job {
@@ -53,16 +62,25 @@ pub enum Job {
         index_path: Option<PathBuf>,
         sketch: SketchConfig,
     },
-    /// Search with an image; `crop` limits it to a region.
+    /// Search with an image; `crop` limits it to a region, `allowed` to some entries.
     SearchImage {
         source: QuerySource,
         crop: Option<Crop>,
         k: usize,
+        allowed: Allowed,
     },
-    /// Search with the last query image again (new crop or k).
-    Research { crop: Option<Crop>, k: usize },
+    /// Search with the last query image again (new crop, k or allowed entries).
+    Research {
+        crop: Option<Crop>,
+        k: usize,
+        allowed: Allowed,
+    },
     /// Search with canvas strokes.
-    SearchSketch { strokes: Vec<Stroke>, k: usize },
+    SearchSketch {
+        strokes: Vec<Stroke>,
+        k: usize,
+        allowed: Allowed,
+    },
     /// The contour pipeline's four steps for one entry (latest request wins).
     Preview {
         entry: usize,
@@ -359,7 +377,12 @@ impl Worker {
                 job.sketch.contours = settings;
                 self.build(job)
             }
-            Job::SearchImage { source, crop, k } => {
+            Job::SearchImage {
+                source,
+                crop,
+                k,
+                allowed,
+            } => {
                 let (label, img) = match source {
                     QuerySource::File(p) => (p.display().to_string(), load_image(&p)?),
                     QuerySource::Bytes { label, bytes } => {
@@ -381,16 +404,21 @@ impl Worker {
                     image: img.thumbnail(768, 768).to_rgba8(),
                 });
                 self.query = Some(img);
-                self.search_query(crop, k)
+                self.search_query(crop, k, &allowed)
             }
-            Job::Research { crop, k } => self.search_query(crop, k),
-            Job::SearchSketch { strokes, k } => {
+            Job::Research { crop, k, allowed } => self.search_query(crop, k, &allowed),
+            Job::SearchSketch {
+                strokes,
+                k,
+                allowed,
+            } => {
                 let index = self.index()?;
                 let start = std::time::Instant::now();
                 let drawing = rasterise_strokes(&strokes, &index.config.sketch)?;
+                let admit = |i: usize| admits(&allowed, i);
                 let (hits, views) = self
                     .engine()?
-                    .search_drawing_with_views(&index, &drawing, k)?;
+                    .search_drawing_with_views_where(&index, &drawing, k, &admit)?;
                 self.send(Event::Results {
                     hits,
                     sketch: true,
@@ -461,7 +489,12 @@ impl Worker {
         }
     }
 
-    fn search_query(&mut self, crop: Option<Crop>, k: usize) -> Result<(), Error> {
+    fn search_query(
+        &mut self,
+        crop: Option<Crop>,
+        k: usize,
+        allowed: &Allowed,
+    ) -> Result<(), Error> {
         let index = self.index()?;
         let img = self
             .query
@@ -491,7 +524,7 @@ impl Worker {
         let raw = self
             .engine()?
             .describe_image(&img, &index.config.features)?;
-        let hits = index.search(&raw, Space::Image, k);
+        let hits = index.search_where(&raw, Space::Image, k, &|i| admits(allowed, i));
         let query_map = index
             .image_space
             .projection

@@ -88,7 +88,7 @@ fn drop_sketch_preview_browse_export() {
         first, "demo_003.png",
         "the dropped image finds itself first"
     );
-    assert_eq!(params, 8, "results carry their synthesis record");
+    assert_eq!(params, 9, "results carry their synthesis record");
     h.get_by_label("Find similar");
     h.get_by_label("Temperature (C)");
 
@@ -304,4 +304,43 @@ fn particles_view_measures_the_query_and_compares_it_with_the_matches() {
         "{}",
         h.state().status
     );
+}
+
+#[test]
+fn the_browse_filter_restricts_searches_when_asked() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut h = harness(tmp.path());
+    step_until(&mut h, 600, "the demo library to be indexed", |a| {
+        a.index.is_some()
+    });
+    // "Main particle shape" is a Browse column like the table's; the text filter sees it.
+    let index = h.state().index.clone().expect("index");
+    assert!(index
+        .all_columns()
+        .iter()
+        .any(|c| c == "Main particle shape"));
+    {
+        let b = &mut h.state_mut().browse;
+        b.text = "Cube".into();
+        b.restrict_search = true;
+    }
+    let allowed: Vec<usize> = h.state().browse.filtered(&index);
+    assert!(!allowed.is_empty() && allowed.len() < index.len());
+    let query = tmp.path().join("demo/demo_002.png");
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(DroppedPath(query)));
+    step_until(&mut h, 120, "restricted results", |a| !a.hits.is_empty());
+    let hits: Vec<usize> = h.state().hits.iter().map(|x| x.entry).collect();
+    assert!(
+        hits.iter().all(|e| allowed.contains(e)),
+        "{hits:?} not within {allowed:?}"
+    );
+    h.get_by_label_contains("Searching only the");
+    // Off again: the whole library is ranked.
+    h.state_mut().browse.restrict_search = false;
+    h.state_mut().apply(morphosearch::ui::Action::Research);
+    step_until(&mut h, 60, "unrestricted results", |a| {
+        a.hits.iter().any(|x| !allowed.contains(&x.entry))
+    });
 }

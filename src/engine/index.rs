@@ -53,6 +53,14 @@ pub struct Entry {
     pub particles: Option<crate::engine::particles::Summary>,
 }
 
+/// The particle statistics offered as columns after the table's (Browse filters and sorting).
+pub const PARTICLE_COLUMNS: [&str; 4] = [
+    "Particles (count)",
+    "Particle size, median (nm)",
+    "Particle size, median (px)",
+    "Main particle shape",
+];
+
 /// Which descriptor a search compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Space {
@@ -310,6 +318,48 @@ impl Index {
         let s = self.space(space);
         let q = s.project(raw);
         top_k(&s.vectors, s.dims, &q, k, &|i| !admit(i))
+    }
+
+    /// The browsable columns: the table's, then the particle statistics ([`PARTICLE_COLUMNS`]).
+    pub fn all_columns(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .cloned()
+            .chain(PARTICLE_COLUMNS.iter().map(|c| c.to_string()))
+            .collect()
+    }
+
+    /// Value of column `c` of [`Self::all_columns`] for entry `i` (empty when unknown).
+    pub fn value(&self, i: usize, c: usize) -> ParamValue {
+        if c < self.columns.len() {
+            return self
+                .params
+                .get(i)
+                .and_then(|p| p.get(c))
+                .cloned()
+                .unwrap_or_default();
+        }
+        let Some(s) = self.entries.get(i).and_then(|e| e.particles.as_ref()) else {
+            return ParamValue::default();
+        };
+        let number = |v: Option<f64>, digits: usize| ParamValue {
+            text: v.map_or(String::new(), |v| format!("{v:.digits$}")),
+            number: v,
+            unit: None,
+        };
+        match c - self.columns.len() {
+            0 => number(Some(s.count as f64), 0),
+            1 => number(s.median_ecd_nm(), 0),
+            2 => number(s.median_ecd_px, 1),
+            3 => ParamValue {
+                text: s
+                    .main_shape()
+                    .map_or(String::new(), |m| m.name().to_string()),
+                number: None,
+                unit: None,
+            },
+            _ => ParamValue::default(),
+        }
     }
 
     /// Parameter `name` of entry `i`, if it has one.

@@ -17,6 +17,8 @@ pub struct BrowseState {
     pub max: String,
     pub sort_column: Option<usize>,
     pub descending: bool,
+    /// Searches rank only the entries this filter shows.
+    pub restrict_search: bool,
     shown: Option<(FilterKey, Vec<usize>)>,
 }
 
@@ -61,18 +63,17 @@ impl BrowseState {
         let needle = self.text.trim().to_lowercase();
         let min: Option<f64> = self.min.trim().parse().ok();
         let max: Option<f64> = self.max.trim().parse().ok();
+        let columns = index.all_columns().len();
         let mut out: Vec<usize> = (0..index.len())
             .filter(|&i| {
-                let params = index.params.get(i).map(Vec::as_slice).unwrap_or(&[]);
                 let text_ok = needle.is_empty()
                     || index.entries[i].path.to_lowercase().contains(&needle)
-                    || params
-                        .iter()
-                        .any(|v| v.text.to_lowercase().contains(&needle));
+                    || (0..columns)
+                        .any(|c| index.value(i, c).text.to_lowercase().contains(&needle));
                 let range_ok = match self.range_column {
-                    Some(c) if min.is_some() || max.is_some() => params
-                        .get(c)
-                        .and_then(|v| v.number)
+                    Some(c) if min.is_some() || max.is_some() => index
+                        .value(i, c)
+                        .number
                         .is_some_and(|n| min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m)),
                     _ => true,
                 };
@@ -80,14 +81,7 @@ impl BrowseState {
             })
             .collect();
         if let Some(c) = self.sort_column {
-            let key = |i: &usize| {
-                index
-                    .params
-                    .get(*i)
-                    .and_then(|p| p.get(c))
-                    .cloned()
-                    .unwrap_or_default()
-            };
+            let key = |i: &usize| index.value(*i, c);
             out.sort_by(|a, b| {
                 let (ka, kb) = (key(a), key(b));
                 let ord = match (ka.number, kb.number) {
@@ -116,8 +110,9 @@ impl BrowseState {
         missing: &mut Vec<usize>,
     ) -> Option<Action> {
         let mut action = None;
+        let all_columns = index.all_columns();
         let column_name = |c: Option<usize>| {
-            c.and_then(|c| index.columns.get(c))
+            c.and_then(|c| all_columns.get(c))
                 .map_or("(none)".to_string(), Clone::clone)
         };
         ui.horizontal_wrapped(|ui| {
@@ -131,7 +126,7 @@ impl BrowseState {
                 .selected_text(column_name(self.range_column))
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.range_column, None, "(none)");
-                    for (c, name) in index.columns.iter().enumerate() {
+                    for (c, name) in all_columns.iter().enumerate() {
                         ui.selectable_value(&mut self.range_column, Some(c), name);
                     }
                 });
@@ -150,11 +145,13 @@ impl BrowseState {
                 .selected_text(column_name(self.sort_column))
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.sort_column, None, "(none)");
-                    for (c, name) in index.columns.iter().enumerate() {
+                    for (c, name) in all_columns.iter().enumerate() {
                         ui.selectable_value(&mut self.sort_column, Some(c), name);
                     }
                 });
             ui.checkbox(&mut self.descending, "Descending");
+            ui.checkbox(&mut self.restrict_search, "Search only these")
+                .on_hover_text("Image and sketch searches rank only the samples this filter shows (e.g. text \"cube\" and a particle size range)");
         });
         let shown = self.shown(index).to_vec();
         ui.label(format!("{} of {} samples", shown.len(), index.len()));
@@ -166,12 +163,15 @@ impl BrowseState {
                 for row in range {
                     ui.horizontal(|ui| {
                         for &i in shown.iter().skip(row * per_row).take(per_row) {
-                            let caption = index.entries[i]
-                                .path
-                                .rsplit('/')
-                                .next()
-                                .unwrap_or("")
-                                .to_string();
+                            let name = index.entries[i].path.rsplit('/').next().unwrap_or("");
+                            // The sorted value leads the caption, so the order can be read.
+                            let caption = match self.sort_column {
+                                Some(c) => {
+                                    let v = index.value(i, c).text;
+                                    format!("{} · {name}", if v.is_empty() { "—" } else { &v })
+                                }
+                                None => name.to_string(),
+                            };
                             if tile_ui(ui, i, &caption, thumbs, selected == Some(i), missing) {
                                 action = Some(Action::Select(i));
                             }
@@ -275,6 +275,46 @@ mod tests {
         assert_eq!(b.shown(&index).len(), 25);
         let other = super::tests::index(40);
         assert_eq!(b.shown(&other).len(), 10, "another index is filtered anew");
+    }
+
+    #[test]
+    fn particle_statistics_filter_and_sort_like_columns() {
+        use crate::engine::particles::{PixelSize, Summary};
+        let mut index = index(8);
+        for (i, e) in index.entries.iter_mut().enumerate() {
+            let mut fractions = [0.0; 5];
+            fractions[if i % 2 == 0 { 1 } else { 0 }] = 1.0; // cube : sphere
+            e.particles = Some(Summary {
+                count: 10 + i,
+                median_ecd_px: Some(10.0 * (8 - i) as f64),
+                shape_fractions: fractions,
+                pixel_size: PixelSize::new(5.0, "test"),
+                ..Summary::default()
+            });
+        }
+        let columns = index.all_columns();
+        let size = columns
+            .iter()
+            .position(|c| c == "Particle size, median (nm)")
+            .expect("column");
+        let shape = columns
+            .iter()
+            .position(|c| c == "Main particle shape")
+            .expect("column");
+        assert_eq!(index.value(0, shape).text, "cube");
+        assert_eq!(index.value(3, size).number, Some(250.0));
+        // "cubes, 200-300 nm": entries 2 (300 nm) and 4 (200 nm).
+        let mut b = BrowseState {
+            text: "cube".into(),
+            range_column: Some(size),
+            min: "200".into(),
+            max: "300".into(),
+            sort_column: Some(size),
+            ..BrowseState::default()
+        };
+        assert_eq!(b.filtered(&index), vec![4, 2]);
+        b.descending = true;
+        assert_eq!(b.filtered(&index), vec![2, 4]);
     }
 
     /// 10,000 entries: a frame draws (and asks thumbnails for) only the rows in view, and
