@@ -8,9 +8,9 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use image::{ImageBuffer, Luma};
-use morphosearch::engine::features::FeatureConfig;
-use morphosearch::engine::index::{Index, Space, MAX_PCA_DIMS};
-use morphosearch::engine::indexer::{build_index, IndexJob, IndexReport};
+use morphosearch::engine::descriptor::features::FeatureConfig;
+use morphosearch::engine::library::index::{Index, Space, MAX_PCA_DIMS};
+use morphosearch::engine::library::indexer::{build_index, IndexJob, IndexReport};
 use morphosearch::engine::sketch::SketchConfig;
 use morphosearch::engine::{Engine, Error};
 
@@ -176,7 +176,7 @@ fn damaged_or_foreign_index_is_rebuilt_with_a_message() {
 
     // Another weights file: same network, one bias nudged.
     let other = tmp.path().join("other.safetensors");
-    let shipped = morphosearch::engine::vgg::find_default_weights().expect("shipped");
+    let shipped = morphosearch::engine::model::vgg::find_default_weights().expect("shipped");
     let mut tensors =
         candle_core::safetensors::load(&shipped, &candle_core::Device::Cpu).expect("load");
     let b = tensors["features.28.bias"]

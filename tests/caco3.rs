@@ -10,11 +10,11 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
-use morphosearch::engine::database::read_column;
+use morphosearch::engine::descriptor::features::FeatureConfig;
 use morphosearch::engine::eval::{leave_one_out, CUTOFFS};
-use morphosearch::engine::features::FeatureConfig;
-use morphosearch::engine::index::{Index, Space, MAX_PCA_DIMS};
-use morphosearch::engine::indexer::{build_index, IndexJob};
+use morphosearch::engine::library::database::read_column;
+use morphosearch::engine::library::index::{Index, Space, MAX_PCA_DIMS};
+use morphosearch::engine::library::indexer::{build_index, IndexJob};
 use morphosearch::engine::sketch::SketchConfig;
 
 struct Built {
@@ -193,7 +193,7 @@ fn sketch_search_by_shape_class_and_tracings() {
     let b = built(&data);
     let shapes =
         morphosearch::cli::shape_labels(&data.join("labels.csv"), &b.index).expect("shape labels");
-    let r = morphosearch::engine::sketchgen::evaluate(
+    let r = morphosearch::engine::sketch::sketchgen::evaluate(
         common::engine(),
         &b.index,
         &shapes,
@@ -240,9 +240,9 @@ fn sketch_search_cli_prints_the_same_json_lines() {
     };
     let b = built(&data);
     let drawing = morphosearch::engine::sketch::rasterise_strokes(
-        &morphosearch::engine::sketchgen::shape_sketch(
-            morphosearch::engine::sketchgen::ShapeClass::Cube,
-            &mut morphosearch::engine::demo::Rng::new(5),
+        &morphosearch::engine::sketch::sketchgen::shape_sketch(
+            morphosearch::engine::sketch::sketchgen::ShapeClass::Cube,
+            &mut morphosearch::engine::library::demo::Rng::new(5),
         ),
         &b.index.config.sketch,
     )

@@ -8,10 +8,10 @@ use std::process::Command;
 
 use common::tiff::{self, TagValue};
 use image::{DynamicImage, GrayImage, Luma};
+use morphosearch::engine::imaging::preprocess::load_image;
 use morphosearch::engine::particles::eval::{emps_pairs, load_labels, report, score};
 use morphosearch::engine::particles::measure::measure_all;
 use morphosearch::engine::particles::{analyse, scale, Settings};
-use morphosearch::engine::preprocess::load_image;
 use proptest::prelude::*;
 
 fn bin() -> Command {
@@ -446,7 +446,7 @@ fn segmentation_beats_the_classical_floor_on_emps_train() {
 
 #[test]
 fn segmentation_of_demo_renderings_finds_their_particles() {
-    let scores: Vec<_> = morphosearch::engine::demo::samples(48)
+    let scores: Vec<_> = morphosearch::engine::library::demo::samples(48)
         .map(|s| {
             let img = DynamicImage::ImageLuma8(s.image);
             score(&analyse(&img, &Settings::default(), None).labels, &s.truth)
@@ -467,7 +467,7 @@ fn segmentation_of_demo_renderings_finds_their_particles() {
 fn indexed_particle_statistics_restrict_a_search_and_come_with_each_result() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("db");
-    morphosearch::engine::demo::generate(&db, 16).expect("demo");
+    morphosearch::engine::library::demo::generate(&db, 16).expect("demo");
     let index = tmp.path().join("lib.msidx");
     let out = bin()
         .arg("index")

@@ -2,8 +2,8 @@
 //! and plain transforms), forced on here and checked against candle's `conv2d`. Its own test
 //! binary: the choice of code is read once per process.
 
-use morphosearch::engine::gemm512;
-use morphosearch::engine::winograd::{difference_from_candle, CHECK_SHAPES};
+use morphosearch::engine::model::gemm512;
+use morphosearch::engine::model::winograd::{difference_from_candle, CHECK_SHAPES};
 
 #[test]
 fn portable_code_equals_candle_conv2d() {

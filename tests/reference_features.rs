@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use morphosearch::engine::pooling::{pool, Pooling};
-use morphosearch::engine::preprocess::{load_image, prepare, Preprocess};
-use morphosearch::engine::vgg::{Vgg16, SHIPPED_WEIGHTS};
+use morphosearch::engine::descriptor::pooling::{pool, Pooling};
+use morphosearch::engine::imaging::preprocess::{load_image, prepare, Preprocess};
+use morphosearch::engine::model::vgg::{Vgg16, SHIPPED_WEIGHTS};
 
 fn rel_l2(a: &[f32], b: &[f64]) -> f64 {
     let num: f64 = a

@@ -11,20 +11,24 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
-use crate::engine::database::{read_column, ParamValue};
-use crate::engine::edges::{contour_steps, ContourSettings, EdgeSource};
+use crate::engine::descriptor::features::FeatureConfig;
+use crate::engine::descriptor::pooling::Pooling;
 use crate::engine::eval::{leave_one_out, CUTOFFS};
-use crate::engine::features::FeatureConfig;
-use crate::engine::index::{
-    default_index_path, Hit, Index, Space, MAX_PCA_DIMS, NEAR_DUPLICATE_THRESHOLD,
-};
-use crate::engine::indexer::{build_index, IndexJob};
-use crate::engine::pooling::Pooling;
-use crate::engine::preprocess::{load_image, DataBar, Preprocess};
+use crate::engine::imaging::preprocess::{load_image, DataBar, Preprocess};
+use crate::engine::library::database::{read_column, ParamValue};
+use crate::engine::library::files::default_index_path;
+use crate::engine::library::index::{Hit, Index, Space, MAX_PCA_DIMS, NEAR_DUPLICATE_THRESHOLD};
+use crate::engine::library::indexer::{build_index, IndexJob};
+use crate::engine::model::onnx;
+use crate::engine::sketch::edges::{contour_steps, ContourSettings, EdgeSource};
 use crate::engine::sketch::SketchConfig;
-use crate::engine::{onnx, Engine, Error};
+use crate::engine::{Engine, Error};
 
+mod library;
 pub mod particles;
+
+pub use library::shape_labels;
+use library::{duplicates_command, index_command, map_command, search_command};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -476,7 +480,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             let engine = Engine::load(model.weights.as_deref(), &model.device)?;
             engine.check_index(&idx)?;
             let shapes = shape_labels(&labels, &idx)?;
-            let r = crate::engine::sketchgen::evaluate(
+            let r = crate::engine::sketch::sketchgen::evaluate(
                 &engine,
                 &idx,
                 &shapes,
@@ -507,8 +511,8 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         } => {
             let load = || Ok(Engine::load(model.weights.as_deref(), &model.device)?);
             let figures = match indexing {
-                Some(n) => crate::bench::indexing(&load()?, n)?,
-                None => crate::bench::run(load, images.as_deref(), runs.max(1))?,
+                Some(n) => crate::app::bench::indexing(&load()?, n)?,
+                None => crate::app::bench::run(load, images.as_deref(), runs.max(1))?,
             };
             if json {
                 println!("{}", Value::Object(figures));
@@ -532,287 +536,9 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
             onnx::import_vgg16_conv(&onnx, &out)?;
-            let sha = crate::engine::vgg::file_sha256(&out)?;
+            let sha = crate::engine::model::vgg::file_sha256(&out)?;
             println!("wrote {} (sha256 {sha})", out.display());
             Ok(0)
         }
     }
-}
-
-fn index_command(engine: &Engine, job: &IndexJob) -> anyhow::Result<i32> {
-    let cancel = install_cancel_handler();
-    let bar = progress_bar(0, "describing");
-    let result = build_index(
-        &engine.vgg,
-        job,
-        &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-        &cancel,
-    );
-    bar.finish_and_clear();
-    let (index, report) = match result {
-        Err(Error::Cancelled) => {
-            eprintln!(
-                "Interrupted. The work done so far is saved in {}; run the same command again to continue.",
-                job.index_path.display()
-            );
-            return Ok(130);
-        }
-        other => other?,
-    };
-    for note in &report.notes {
-        eprintln!("note: {note}");
-    }
-    for w in &report.table_warnings {
-        eprintln!("table: {w}");
-    }
-    for p in &report.problems {
-        eprintln!("skipped: {p}");
-    }
-    if !report.rows_without_image.is_empty() {
-        eprintln!(
-            "{} table rows name no image in the folder:",
-            report.rows_without_image.len()
-        );
-        for r in report.rows_without_image.iter().take(10) {
-            eprintln!("  {r}");
-        }
-    }
-    if !report.images_without_row.is_empty() && job.table.is_some() {
-        eprintln!(
-            "{} images have no table row:",
-            report.images_without_row.len()
-        );
-        for r in report.images_without_row.iter().take(10) {
-            eprintln!("  {r}");
-        }
-    }
-    println!(
-        "indexed {} images ({} described, {} unchanged, {} removed, {} unreadable) into {}",
-        index.len(),
-        report.described,
-        report.reused,
-        report.removed,
-        report.problems.len(),
-        job.index_path.display()
-    );
-    println!(
-        "projection: {} dimensions; {} pairs of identical images, {} near-identical (see `morphosearch duplicates`)",
-        index.image_space.dims, report.exact_duplicate_pairs, report.near_duplicate_pairs
-    );
-    if index.is_empty() {
-        eprintln!("warning: the database has no readable images");
-    }
-    Ok(0)
-}
-
-/// A parameter value as JSON: a number where the cell is a plain number, else its text.
-fn param_json(v: &ParamValue) -> Value {
-    match (v.number, &v.unit) {
-        (Some(n), None) => json!(n),
-        _ if v.text.is_empty() => Value::Null,
-        _ => json!(v.text),
-    }
-}
-
-fn params_json(index: &Index, entry: usize) -> Map<String, Value> {
-    index
-        .columns
-        .iter()
-        .zip(index.params.get(entry).map(Vec::as_slice).unwrap_or(&[]))
-        .map(|(c, v)| (c.clone(), param_json(v)))
-        .collect()
-}
-
-fn search_command(
-    index_path: &Path,
-    top_k: usize,
-    json: bool,
-    sketch: bool,
-    filter: &crate::engine::particles::ParticleFilter,
-    model: &ModelArgs,
-    queries: &[PathBuf],
-) -> anyhow::Result<i32> {
-    if top_k == 0 {
-        bail!("--top-k 0 asks for no results: give 1 or more");
-    }
-    let index = Index::load(index_path)?;
-    let engine = Engine::load(model.weights.as_deref(), &model.device)?;
-    engine.check_index(&index)?;
-    let admit = |i: usize| filter.admits(index.entries[i].particles.as_ref());
-    if !filter.is_empty() {
-        let passing = (0..index.len()).filter(|&i| admit(i)).count();
-        eprintln!(
-            "searching the {passing} of {} images whose particles are {}",
-            index.len(),
-            filter.describe()
-        );
-    }
-    let mut failed = 0;
-    let stdout = std::io::stdout();
-    for q in queries {
-        let hits: Result<Vec<Hit>, Error> = load_image(q).and_then(|img| {
-            if sketch {
-                engine.search_sketch_image_where(&index, &img, top_k, &admit)
-            } else {
-                engine.search_image_where(&index, &img, top_k, &admit)
-            }
-        });
-        let mut out = stdout.lock();
-        match hits {
-            Ok(hits) if json => {
-                let results: Vec<Value> = hits
-                    .iter()
-                    .enumerate()
-                    .map(|(r, h)| {
-                        json!({"rank": r + 1, "path": index.entries[h.entry].path,
-                               "score": (f64::from(h.score) * 1e4).round() / 1e4,
-                               "params": params_json(&index, h.entry),
-                               "particles": particles::summary_json(index.entries[h.entry].particles.as_ref())})
-                    })
-                    .collect();
-                writeln!(
-                    out,
-                    "{}",
-                    json!({"query": q.to_string_lossy(), "results": results})
-                )?;
-            }
-            Ok(hits) => {
-                writeln!(out, "{}", q.display())?;
-                for (r, h) in hits.iter().enumerate() {
-                    let params: Vec<String> = index
-                        .columns
-                        .iter()
-                        .zip(index.params.get(h.entry).map(Vec::as_slice).unwrap_or(&[]))
-                        .filter(|(_, v)| !v.text.is_empty())
-                        .map(|(c, v)| format!("{c}={}", v.text))
-                        .collect();
-                    writeln!(
-                        out,
-                        "  {:>3}. {:.3}  {}  {}",
-                        r + 1,
-                        h.score,
-                        index.entries[h.entry].path,
-                        params.join("; ")
-                    )?;
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                if json {
-                    writeln!(
-                        out,
-                        "{}",
-                        json!({"query": q.to_string_lossy(), "error": e.to_string()})
-                    )?;
-                } else {
-                    eprintln!("error: {}: {e}", q.display());
-                }
-            }
-        }
-    }
-    Ok(i32::from(failed > 0))
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn map_command(index: &Index, out: &Path) -> anyhow::Result<()> {
-    let Some(p) = &index.image_space.projection else {
-        bail!("the index has fewer than two images or no PCA projection: no map to draw");
-    };
-    let mut w =
-        csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
-    let mut header = vec!["path".to_string(), "pc1".into(), "pc2".into()];
-    header.extend(index.columns.iter().cloned());
-    w.write_record(&header)?;
-    for (i, e) in index.entries.iter().enumerate() {
-        let [x, y] = p.map_2d(&e.raw);
-        let mut row = vec![e.path.clone(), format!("{x:.6}"), format!("{y:.6}")];
-        row.extend(
-            index.params[i]
-                .iter()
-                .map(|v| v.text.clone())
-                .chain(std::iter::repeat(String::new()))
-                .take(index.columns.len()),
-        );
-        w.write_record(&row)?;
-    }
-    w.flush()?;
-    let ev = |k: usize| p.explained.get(k).copied().unwrap_or(0.0) * 100.0;
-    println!("wrote {} points to {}", index.len(), out.display());
-    println!("explained variance: PC1 {:.1} %, PC2 {:.1} %", ev(0), ev(1));
-    Ok(())
-}
-
-fn duplicates_command(index: &Index, threshold: f32, json: bool) {
-    let pairs = index.duplicates(threshold);
-    for d in &pairs {
-        let (a, b) = (&index.entries[d.a], &index.entries[d.b]);
-        let differing = index.differing_params(d.a, d.b);
-        if json {
-            let diff: Vec<Value> = differing
-                .iter()
-                .map(|(n, x, y)| json!({"parameter": n, "a": x, "b": y}))
-                .collect();
-            println!(
-                "{}",
-                json!({"a": a.path, "b": b.path, "kind": if d.exact { "identical" } else { "near-identical" },
-                       "score": d.score, "params_a": params_json(index, d.a), "params_b": params_json(index, d.b),
-                       "differing": diff})
-            );
-        } else {
-            println!(
-                "{} {}  <->  {}  (similarity {:.3})",
-                if d.exact { "IDENTICAL" } else { "NEAR     " },
-                a.path,
-                b.path,
-                d.score
-            );
-            if index.columns.is_empty() {
-                continue;
-            }
-            if differing.is_empty() {
-                println!("    same recipe");
-            }
-            for (n, x, y) in differing {
-                println!("    {:<28} {:>24} | {}", n, csv_field(&x), csv_field(&y));
-            }
-        }
-    }
-    if !json {
-        let exact = pairs.iter().filter(|d| d.exact).count();
-        println!(
-            "{} identical pairs, {} near-identical pairs (similarity >= {threshold})",
-            exact,
-            pairs.len() - exact
-        );
-    }
-}
-
-/// Shape names per image from 0/1 columns (`Cube`, `Stick`, `Sphere`, ...) of a labels CSV.
-pub fn shape_labels(
-    path: &Path,
-    index: &Index,
-) -> anyhow::Result<std::collections::BTreeMap<String, Vec<&'static str>>> {
-    let paths: Vec<String> = index.entries.iter().map(|e| e.path.clone()).collect();
-    let mut out: std::collections::BTreeMap<String, Vec<&'static str>> =
-        std::collections::BTreeMap::new();
-    for class in crate::engine::sketchgen::ShapeClass::ALL {
-        let column = read_column(path, &paths, None, class.name())?;
-        for (img, v) in column {
-            let entry = out.entry(img).or_default();
-            if v.trim() == "1" {
-                entry.push(class.name());
-            }
-        }
-    }
-    Ok(out)
 }

@@ -9,11 +9,11 @@ use clap::Args;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
-use crate::engine::demo;
+use crate::engine::imaging::preprocess::{load_image, DataBar};
+use crate::engine::library::demo;
 use crate::engine::particles::eval::{emps_pairs, load_labels, report, score, ImageScore};
 use crate::engine::particles::segment::Polarity;
 use crate::engine::particles::{analyse, scale, Analysis, PixelSize, Settings, Shape};
-use crate::engine::preprocess::{load_image, DataBar};
 
 /// Segmentation settings on the command line.
 #[derive(Debug, Args, Clone)]

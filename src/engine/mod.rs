@@ -1,35 +1,27 @@
-//! The search engine: images, edges, model, features, index, database. No GUI code here.
+//! The search engine, one folder per capability: `imaging` (decode, data bar, network input),
+//! `model` (VGG16 and its fast convolution), `descriptor` (pooling, projection), `sketch`
+//! (contour drawings, sketches), `library` (table, index, indexing, demo), `particles`
+//! (segmentation and measures), `eval`. No GUI code here.
 
-pub mod database;
-pub mod demo;
-pub mod edges;
+pub mod descriptor;
 pub mod error;
 pub mod eval;
-pub mod features;
-pub mod gemm512;
-pub mod index;
-pub mod indexer;
-pub mod onnx;
+pub mod imaging;
+pub mod library;
+pub mod model;
 pub mod particles;
-pub mod pca;
-pub mod pooling;
-pub mod preprocess;
 pub mod sketch;
-pub mod sketchgen;
-pub mod vgg;
-pub mod winograd;
-pub mod winograd4;
 
 use std::path::Path;
 
 use image::{DynamicImage, GrayImage};
 
+use descriptor::features::{self, describe, FeatureConfig};
 pub use error::{Error, Result};
-use features::{describe, FeatureConfig};
-use index::{Hit, Index, Space};
-use preprocess::prepare;
+use imaging::preprocess::prepare;
+use library::index::{self, Hit, Index, Space};
+use model::vgg::{self, Vgg16};
 use sketch::drawing_to_prepared;
-use vgg::Vgg16;
 
 /// The model plus the operations a query needs. Load once, reuse for every query.
 pub struct Engine {
@@ -200,7 +192,7 @@ impl Engine {
             ),
         };
         let qs = index.sketch_space.project(&qs);
-        let dot = crate::engine::index::dot;
+        let dot = crate::engine::library::index::dot;
         let n = index.sketch_space.len().min(index.image_space.len());
         let contour_scores: Vec<f32> = (0..n)
             .map(|i| dot(&qs, index.sketch_space.row(i)))

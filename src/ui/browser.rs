@@ -4,7 +4,7 @@
 
 use super::results::tile_ui;
 use super::{Action, Thumbnails};
-use crate::engine::index::Index;
+use crate::engine::library::index::Index;
 
 /// Filter and sort settings, and the entries they let through for the index they were last
 /// applied to (filtering 10,000 records every frame would cost more than drawing them).
@@ -228,8 +228,8 @@ pub fn headless_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::database::ParamValue;
-    use crate::engine::index::{Entry, IndexConfig};
+    use crate::engine::library::database::ParamValue;
+    use crate::engine::library::index::{Entry, IndexConfig};
     use crate::ui::THUMBNAIL_CAPACITY;
 
     /// `n` entries whose one parameter is "cube" for multiples of 4 and "sphere" otherwise.

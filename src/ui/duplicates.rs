@@ -4,7 +4,7 @@
 
 use super::results::tile_ui;
 use super::{Action, Thumbnails};
-use crate::engine::index::{DuplicatePair, Index};
+use crate::engine::library::index::{DuplicatePair, Index};
 
 /// The list of duplicate pairs (virtual scrolling).
 pub fn duplicates_ui(

@@ -5,7 +5,7 @@
 use egui::{Color32, Pos2, Rect, Sense, Vec2};
 
 use super::{Action, Thumbnails};
-use crate::engine::index::Index;
+use crate::engine::library::index::Index;
 
 /// What colours the points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::engine::edges::ContourSettings;
+use crate::engine::sketch::edges::ContourSettings;
 
 /// Something the user asked for.
 #[derive(Debug, Clone, PartialEq)]

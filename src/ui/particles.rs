@@ -5,7 +5,7 @@
 use egui::{Color32, Rect, Stroke, StrokeKind};
 use egui_extras::{Column, TableBuilder};
 
-use crate::engine::index::{Hit, Index};
+use crate::engine::library::index::{Hit, Index};
 use crate::engine::particles::{shape_colour, Analysis, Shape, Summary};
 use crate::ui::Action;
 

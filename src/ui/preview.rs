@@ -3,7 +3,7 @@
 //! preview (latest wins); "Apply to library" rebuilds the sketch descriptors with the settings.
 
 use super::Action;
-use crate::engine::edges::{ContourSettings, EdgeSource};
+use crate::engine::sketch::edges::{ContourSettings, EdgeSource};
 
 /// The preview panel; `steps` are the four textures when computed.
 pub fn preview_ui(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use egui_extras::{Column, TableBuilder};
 
 use super::{Action, Thumbnails};
-use crate::engine::index::{Hit, Index};
+use crate::engine::library::index::{Hit, Index};
 
 /// Side of a result tile in points.
 const TILE: f32 = 116.0;

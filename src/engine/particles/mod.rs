@@ -16,7 +16,7 @@ pub mod watershed;
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::preprocess::{detect_data_bar, DataBar};
+use crate::engine::imaging::preprocess::{detect_data_bar, DataBar};
 pub use measure::{Particle, Shape};
 pub use scale::PixelSize;
 use segment::{Grey, Polarity};

@@ -9,7 +9,7 @@ use imageproc::contrast::{otsu_level, threshold, ThresholdType};
 use imageproc::distance_transform::Norm;
 use serde::{Deserialize, Serialize};
 
-use super::error::{Error, Result};
+use crate::engine::error::{Error, Result};
 
 /// Which image Canny runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

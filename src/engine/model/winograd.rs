@@ -11,8 +11,9 @@
 
 use rayon::prelude::*;
 
-use super::gemm512::{matmul_packed, pack_b, packed_len, par_matmul_batched};
-use super::winograd4::Winograd4;
+use crate::engine::model::gemm512::{matmul_packed, pack_b, packed_len, par_matmul_batched};
+use crate::engine::model::tiles::{for_each_row_block, pixel_or_zeros, put_scratch, take_scratch};
+use crate::engine::model::winograd4::Winograd4;
 
 /// Filter transform G (4x3).
 const G: [[f32; 3]; 4] = [
@@ -256,7 +257,7 @@ impl WinogradConv {
     /// (`[tile][position][c_in]`), vectorised over channels.
     fn input_row(&self, input: &[f32], h: usize, w: usize, ty: usize, v_row: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if super::gemm512::available() {
+        if crate::engine::model::gemm512::available() {
             // SAFETY: AVX-512F was detected at run time.
             #[allow(unsafe_code)]
             unsafe {
@@ -311,7 +312,7 @@ impl WinogradConv {
     /// (`[tile][position][c_out]`) into `out` (its one or two output rows).
     fn output_row(&self, m_row: &[f32], w: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if super::gemm512::available() {
+        if crate::engine::model::gemm512::available() {
             // SAFETY: AVX-512F was detected at run time.
             #[allow(unsafe_code)]
             unsafe {
@@ -376,47 +377,6 @@ impl WinogradConv {
     }
 }
 
-/// Runs `block(tile rows, their output rows)` over a map of `tiles_h` rows of `tiles_w` tiles,
-/// each tile `tile` output rows tall (`row_len` floats an output row), in parallel blocks of
-/// whole tile rows: about `block_tiles` tiles each, and at least as many blocks as threads.
-pub(crate) fn for_each_row_block(
-    output: &mut [f32],
-    (tiles_w, tiles_h, tile): (usize, usize, usize),
-    row_len: usize,
-    block_tiles: usize,
-    block: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
-) {
-    let rows_per_block = block_tiles
-        .div_ceil(tiles_w)
-        .min(tiles_h.div_ceil(rayon::current_num_threads()))
-        .max(1);
-    output
-        .par_chunks_mut(tile * rows_per_block * row_len)
-        .enumerate()
-        .for_each(|(b, out_block)| {
-            let ty0 = b * rows_per_block;
-            block(ty0..(ty0 + rows_per_block).min(tiles_h), out_block);
-        });
-}
-
-/// The channels of pixel `(y, x)` of a channel-last `[h, w, c]` image, or `zeros` (c long) for
-/// the padding around it.
-#[inline(always)]
-pub(crate) fn pixel_or_zeros<'a>(
-    input: &'a [f32],
-    (h, w): (usize, usize),
-    (y, x): (isize, isize),
-    zeros: &'a [f32],
-) -> &'a [f32] {
-    let c = zeros.len();
-    if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-        zeros
-    } else {
-        let o = (y as usize * w + x as usize) * c;
-        &input[o..o + c]
-    }
-}
-
 /// Floats from one tile's 16 transformed vectors of `c` channels to the next tile's: one cache
 /// line more than they need, so that the rows of A the matrix kernel reads together (tiles at
 /// the same position) do not all fall into the same L1 cache set, as a power-of-two stride
@@ -437,30 +397,6 @@ fn sub(out: &mut [f32], x: &[f32], y: &[f32]) {
     for (o, (x, y)) in out.iter_mut().zip(x.iter().zip(y)) {
         *o = x - y;
     }
-}
-
-thread_local! {
-    /// Per-thread transform and product buffers, reused across blocks and layers: fresh
-    /// multi-megabyte buffers would cost a page fault per 4 KiB every time.
-    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// This thread's scratch buffers, at least `v_len` and `m_len` long (they only grow; stale
-/// contents: every element read is written first).
-pub(crate) fn take_scratch(v_len: usize, m_len: usize) -> (Vec<f32>, Vec<f32>) {
-    let (mut v, mut m) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    if v.len() < v_len {
-        v.resize(v_len, 0.0);
-    }
-    if m.len() < m_len {
-        m.resize(m_len, 0.0);
-    }
-    (v, m)
-}
-
-pub(crate) fn put_scratch(v: Vec<f32>, m: Vec<f32>) {
-    SCRATCH.with(|s| *s.borrow_mut() = (v, m));
 }
 
 /// 2x2 max-pool, stride 2, of a channel-last image.
@@ -503,7 +439,7 @@ pub fn max_pool_2x2_into(input: &[f32], h: usize, w: usize, c: usize, out: &mut 
 
 /// Relative L2 difference between [`WinogradConv`] and candle's `conv2d` + bias + ReLU (the
 /// straightforward path) on random data of each `(h, w, c_in, c_out)`. The tests run it on the
-/// AVX-512 code and, with [`super::gemm512::PORTABLE_ENV`] set, on the portable code.
+/// AVX-512 code and, with [`crate::engine::model::gemm512::PORTABLE_ENV`] set, on the portable code.
 pub fn difference_from_candle(
     shapes: &[(usize, usize, usize, usize)],
 ) -> crate::engine::error::Result<Vec<f32>> {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{Error, Result};
+use crate::engine::error::{Error, Result};
 
 /// How conv5_3 (or the fc layers) become a descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -8,14 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use super::database::{absolute, read_table, scan_images, ParamValue};
-use super::error::{Error, Result};
-use super::features::{describe, describe_pooled, FeatureConfig, BATCH_SIZE};
-use super::index::{DuplicatePair, Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD};
-use super::particles::{self, Summary};
-use super::preprocess::{load_image, pixel_hash, prepare, DataBar, Prepared};
-use super::sketch::{drawing_input, drawing_of_image, SketchConfig};
-use super::vgg::Vgg16;
+use crate::engine::descriptor::features::{describe, describe_pooled, FeatureConfig, BATCH_SIZE};
+use crate::engine::error::{Error, Result};
+use crate::engine::imaging::preprocess::{load_image, pixel_hash, prepare, DataBar, Prepared};
+use crate::engine::library::database::{absolute, read_table, scan_images, ParamValue};
+use crate::engine::library::index::{
+    DuplicatePair, Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD,
+};
+use crate::engine::model::vgg::Vgg16;
+use crate::engine::particles::{self, Summary};
+use crate::engine::sketch::{drawing_input, drawing_of_image, SketchConfig};
 
 /// What to index and how.
 #[derive(Debug, Clone)]

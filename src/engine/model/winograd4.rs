@@ -5,8 +5,8 @@
 //! then be 36 MiB a layer, stay with F(2x2, 3x3) (`winograd.rs`). Matrices from Lavin & Gray,
 //! "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), points 0, +-1, +-2.
 
-use super::gemm512::{matmul_packed, pack_b, packed_len};
-use super::winograd::{for_each_row_block, pixel_or_zeros};
+use crate::engine::model::gemm512::{matmul_packed, pack_b, packed_len};
+use crate::engine::model::tiles::{for_each_row_block, pixel_or_zeros, put_scratch, take_scratch};
 
 /// Input transform B^T (6x6).
 const BT: [[f32; 6]; 6] = [
@@ -97,7 +97,7 @@ impl Winograd4 {
             BLOCK_TILES,
             |rows, out_block| {
                 #[cfg(target_arch = "x86_64")]
-                if super::gemm512::available() {
+                if crate::engine::model::gemm512::available() {
                     // SAFETY: AVX-512F was detected at run time.
                     #[allow(unsafe_code)]
                     unsafe {
@@ -139,7 +139,7 @@ impl Winograd4 {
         let tiles_w = w.div_ceil(4);
         let tiles = rows.len() * tiles_w;
         let (vs, ms) = (tile_stride(c_in), tile_stride(c_out));
-        let (mut v, mut m) = super::winograd::take_scratch(tiles * vs, tiles * ms);
+        let (mut v, mut m) = take_scratch(tiles * vs, tiles * ms);
         let zeros = vec![0f32; c_in];
         let mut t = vec![0f32; POSITIONS * c_in.max(c_out)];
         for (ty, v_row) in rows.clone().zip(v.chunks_mut(tiles_w * vs)) {
@@ -205,7 +205,7 @@ impl Winograd4 {
                 }
             }
         }
-        super::winograd::put_scratch(v, m);
+        put_scratch(v, m);
     }
 }
 

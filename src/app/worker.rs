@@ -9,11 +9,12 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use image::{DynamicImage, GrayImage, RgbaImage};
 
-use crate::engine::edges::{contour_steps, ContourSettings, ContourSteps};
-use crate::engine::features::FeatureConfig;
-use crate::engine::index::{default_index_path, Hit, Index, Space, MAX_PCA_DIMS};
-use crate::engine::indexer::{build_index, IndexJob, IndexReport};
-use crate::engine::preprocess::load_image;
+use crate::engine::descriptor::features::FeatureConfig;
+use crate::engine::imaging::preprocess::load_image;
+use crate::engine::library::files::default_index_path;
+use crate::engine::library::index::{Hit, Index, Space, MAX_PCA_DIMS};
+use crate::engine::library::indexer::{build_index, IndexJob, IndexReport};
+use crate::engine::sketch::edges::{contour_steps, ContourSettings, ContourSteps};
 use crate::engine::sketch::{rasterise_strokes, working_gray, SketchConfig, Stroke};
 use crate::engine::{Engine, Error};
 
@@ -360,7 +361,7 @@ impl Worker {
                     total: images,
                     what: "Creating the demo library".into(),
                 });
-                crate::engine::demo::generate(&dir, images)?;
+                crate::engine::library::demo::generate(&dir, images)?;
                 let table = Some(dir.join("synthesis.csv"));
                 self.handle(Job::Open {
                     db_dir: dir,
@@ -386,7 +387,7 @@ impl Worker {
                 let (label, img) = match source {
                     QuerySource::File(p) => (p.display().to_string(), load_image(&p)?),
                     QuerySource::Bytes { label, bytes } => {
-                        let img = crate::engine::preprocess::decode_bytes(&bytes, &label)?;
+                        let img = crate::engine::imaging::preprocess::decode_bytes(&bytes, &label)?;
                         (label, img)
                     }
                     QuerySource::Rgba { label, image } => (label, DynamicImage::ImageRgba8(image)),

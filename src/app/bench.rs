@@ -7,16 +7,16 @@ use std::time::Instant;
 use candle_core::Tensor;
 use serde_json::{json, Map, Value};
 
-use crate::engine::demo::{render, Rng};
-use crate::engine::features::FeatureConfig;
-use crate::engine::index::{top_k, Entry, Index, IndexConfig, MAX_PCA_DIMS};
-use crate::engine::pooling::{l2_normalise, pool, Pooling};
-use crate::engine::preprocess::{load_image, prepare, Preprocess};
+use crate::app::worker::THUMB_SIZE;
+use crate::engine::descriptor::features::FeatureConfig;
+use crate::engine::descriptor::pooling::{l2_normalise, pool, Pooling};
+use crate::engine::imaging::preprocess::{load_image, prepare, Preprocess};
+use crate::engine::library::demo::{render, Rng};
+use crate::engine::library::index::{top_k, Entry, Index, IndexConfig, MAX_PCA_DIMS};
 use crate::engine::sketch::{rasterise_strokes, SketchConfig, Stroke};
 use crate::engine::Engine;
 use crate::ui::browser::{headless_context, headless_frame, BrowseState};
 use crate::ui::{Thumbnails, THUMBNAIL_CAPACITY};
-use crate::worker::THUMB_SIZE;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -87,7 +87,7 @@ fn synthetic_index(n: usize, weights_sha256: &str, db_dir: &Path, rng: &mut Rng)
 /// Gives every entry a synthesis record of `columns` parameters, numbers and words, as a
 /// chemist's table would.
 fn with_table(index: &mut Index, columns: usize, rng: &mut Rng) {
-    use crate::engine::database::ParamValue;
+    use crate::engine::library::database::ParamValue;
     index.columns = (0..columns).map(|c| format!("param_{c}")).collect();
     let words = ["PSS", "PAA", "none", "CTAB", "water", "ethanol"];
     for params in &mut index.params {
@@ -186,7 +186,7 @@ pub fn run(
     out.insert("cores".into(), json!(cores));
     out.insert("threads".into(), json!(rayon::current_num_threads()));
     // Which convolution code runs (MORPHOSEARCH_PORTABLE=1 forces the portable one).
-    let code = if crate::engine::gemm512::available() {
+    let code = if crate::engine::model::gemm512::available() {
         "avx512"
     } else {
         "portable"
@@ -201,7 +201,7 @@ pub fn run(
 
     let tmp = tempfile::tempdir()?;
     let sample: PathBuf = match images.and_then(|d| {
-        crate::engine::database::scan_images(d)
+        crate::engine::library::database::scan_images(d)
             .ok()
             .and_then(|v| v.first().map(|p| d.join(p)))
     }) {
@@ -337,7 +337,7 @@ pub fn run(
 
 /// A micrograph of `cols x rows` demo renderings side by side (4 x 3 = 1024 x 768 px).
 pub fn demo_mosaic(cols: u32, rows: u32) -> image::DynamicImage {
-    let size = crate::engine::demo::DEMO_SIZE;
+    let size = crate::engine::library::demo::DEMO_SIZE;
     let mut out = image::GrayImage::new(cols * size, rows * size);
     let mut rng = Rng::new(11);
     for r in 0..rows {
@@ -353,8 +353,8 @@ pub fn demo_mosaic(cols: u32, rows: u32) -> image::DynamicImage {
 pub fn indexing(engine: &Engine, n: usize) -> anyhow::Result<Map<String, Value>> {
     let tmp = tempfile::tempdir()?;
     let db = tmp.path().join("db");
-    crate::engine::demo::generate(&db, n)?;
-    let job = crate::engine::indexer::IndexJob {
+    crate::engine::library::demo::generate(&db, n)?;
+    let job = crate::engine::library::indexer::IndexJob {
         pixel_size_column: None,
         db_dir: db,
         table: None,
@@ -367,7 +367,7 @@ pub fn indexing(engine: &Engine, n: usize) -> anyhow::Result<Map<String, Value>>
     };
     let before = peak_rss_mb();
     let t = Instant::now();
-    let (index, _) = crate::engine::indexer::build_index(
+    let (index, _) = crate::engine::library::indexer::build_index(
         &engine.vgg,
         &job,
         &mut |_, _| {},

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::database::ParamValue;
-use super::error::{Error, Result};
-use super::features::FeatureConfig;
-use super::pca::Projection;
-use super::pooling::l2_normalise;
-use super::sketch::SketchConfig;
+use crate::engine::descriptor::features::FeatureConfig;
+use crate::engine::descriptor::pca::Projection;
+use crate::engine::descriptor::pooling::l2_normalise;
+use crate::engine::error::{Error, Result};
+use crate::engine::library::database::ParamValue;
+use crate::engine::sketch::SketchConfig;
 
 /// Bumped whenever the file layout or the meaning of a stored field changes.
 pub const INDEX_FORMAT_VERSION: u32 = 5;
@@ -419,21 +419,7 @@ impl Index {
         bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(path, e)
-        })
+        crate::engine::library::files::write_atomic(path, &bytes)
     }
 
     /// Reads and checks an index file.
@@ -464,50 +450,6 @@ impl Index {
             return Err(bad("corrupt (checksum mismatch)"));
         }
         bincode::deserialize(payload).map_err(|e| bad(&format!("corrupt ({e})")))
-    }
-}
-
-/// Where an index for `db_dir` lives by default: the user's cache folder, never the database.
-pub fn default_index_path(db_dir: &Path) -> PathBuf {
-    let abs = super::database::absolute(db_dir);
-    let name = abs
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "root".into());
-    let name: String = name
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let hash = super::vgg::hex(&sha2::Sha256::digest_bytes(
-        abs.to_string_lossy().as_bytes(),
-    ))[..12]
-        .to_string();
-    cache_dir()
-        .join("indexes")
-        .join(format!("{name}-{hash}.msidx"))
-}
-
-/// The program's cache folder.
-pub fn cache_dir() -> PathBuf {
-    directories::ProjectDirs::from("org", "morphosearch", "morphosearch")
-        .map(|d| d.cache_dir().to_path_buf())
-        .unwrap_or_else(|| std::env::temp_dir().join("morphosearch"))
-}
-
-trait DigestBytes {
-    fn digest_bytes(bytes: &[u8]) -> Vec<u8>;
-}
-
-impl DigestBytes for sha2::Sha256 {
-    fn digest_bytes(bytes: &[u8]) -> Vec<u8> {
-        use sha2::Digest;
-        Self::digest(bytes).to_vec()
     }
 }
 

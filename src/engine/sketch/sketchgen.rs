@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 
 use image::{GrayImage, Luma};
 
-use super::demo::Rng;
-use super::edges::lines_to_drawing;
-use super::error::Result;
-use super::index::Index;
-use super::sketch::{rasterise_strokes, Stroke};
-use super::Engine;
+use crate::engine::error::Result;
+use crate::engine::library::demo::Rng;
+use crate::engine::library::index::Index;
+use crate::engine::sketch::edges::lines_to_drawing;
+use crate::engine::sketch::{rasterise_strokes, Stroke};
+use crate::engine::Engine;
 
 /// Shape classes a chemist draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +130,7 @@ pub fn tracing(drawing: &GrayImage, rng: &mut Rng, max_shift: f32, line_width: u
             0
         }])
     });
-    let thin = super::sketch::thin(&mask);
+    let thin = crate::engine::sketch::thin(&mask);
     let scale = rng.range(0.9, 1.1);
     let (sx, sy) = (
         rng.range(-max_shift, max_shift) * w as f32,
@@ -229,10 +229,10 @@ pub fn evaluate(
     for t in 0..n {
         let i = (t as f64 * step) as usize;
         let e = &index.entries[i];
-        let img = super::preprocess::load_image(&index.db_dir.join(&e.path))?;
-        let drawing = super::sketch::drawing_of_image(&img, config, e.data_bar_rows)?;
+        let img = crate::engine::imaging::preprocess::load_image(&index.db_dir.join(&e.path))?;
+        let drawing = crate::engine::sketch::drawing_of_image(&img, config, e.data_bar_rows)?;
         let traced = tracing(&drawing, &mut rng, 0.1, config.contours.line_width_px);
-        if super::sketch::is_blank(&traced) {
+        if crate::engine::sketch::is_blank(&traced) {
             continue;
         }
         let hits = engine.search_drawing_weighted(index, &traced, 10, image_weight)?;

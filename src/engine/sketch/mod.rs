@@ -2,13 +2,16 @@
 //! a sketch image file normalised to the same look (polarity, line width, resolution), and pen
 //! strokes rasterised in the engine.
 
+pub mod edges;
+pub mod sketchgen;
+
 use image::{DynamicImage, GrayImage, Luma};
 use serde::{Deserialize, Serialize};
 
-use super::edges::{contour_steps, lines_to_drawing, ContourSettings};
-use super::error::{Error, Result};
-use super::pooling::Pooling;
-use super::preprocess::{DataBar, Prepared};
+use crate::engine::descriptor::pooling::Pooling;
+use crate::engine::error::{Error, Result};
+use crate::engine::imaging::preprocess::{DataBar, Prepared};
+use crate::engine::sketch::edges::{contour_steps, lines_to_drawing, ContourSettings};
 
 /// How drawings are made and described (recorded in the index).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

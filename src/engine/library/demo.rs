@@ -11,7 +11,7 @@ use std::path::Path;
 
 use image::{GrayImage, Luma};
 
-use super::error::{Error, Result};
+use crate::engine::error::{Error, Result};
 
 /// Shape classes of the demo library.
 pub const SHAPES: [&str; 8] = [
@@ -279,9 +279,7 @@ pub fn generate(dir: &Path, n: usize) -> Result<usize> {
         cells.push(label);
         rows.push(cells.join(","));
     }
-    let tmp = dir.join("synthesis.csv.tmp");
-    std::fs::write(&tmp, rows.join("\n") + "\n").map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &table).map_err(|e| Error::io(&table, e))?;
+    crate::engine::library::files::write_atomic(&table, (rows.join("\n") + "\n").as_bytes())?;
     Ok(n)
 }
 

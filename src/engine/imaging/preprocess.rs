@@ -6,7 +6,7 @@ use std::path::Path;
 use image::{DynamicImage, GenericImageView, ImageReader};
 use serde::{Deserialize, Serialize};
 
-use super::error::{Error, Result};
+use crate::engine::error::{Error, Result};
 
 /// Side of the square network input.
 pub const INPUT_SIZE: u32 = 224;
@@ -235,7 +235,7 @@ pub fn pixel_hash(img: &DynamicImage) -> String {
     h.update(rgb.width().to_le_bytes());
     h.update(rgb.height().to_le_bytes());
     h.update(rgb.as_raw());
-    super::vgg::hex(&h.finalize())
+    crate::engine::model::vgg::hex(&h.finalize())
 }
 
 #[cfg(test)]

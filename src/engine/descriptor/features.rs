@@ -4,10 +4,10 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::error::{Error, Result};
-use super::pooling::{l2_normalise, pool, Pooling};
-use super::preprocess::{Prepared, Preprocess};
-use super::vgg::{Vgg16, CONV5_CHANNELS};
+use crate::engine::descriptor::pooling::{l2_normalise, pool, Pooling};
+use crate::engine::error::{Error, Result};
+use crate::engine::imaging::preprocess::{Prepared, Preprocess};
+use crate::engine::model::vgg::{Vgg16, CONV5_CHANNELS};
 
 /// Images per forward pass: large enough to keep the cores busy, small enough that indexing
 /// stays well under 1.5 GiB (conv1's im2col buffer is ~115 MB per 224x224 image).

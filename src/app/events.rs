@@ -1,0 +1,193 @@
+//! Worker events into state: results, progress, thumbnails, previews, particles, errors.
+
+use super::*;
+
+impl MorphoApp {
+    /// Handles every event the worker sent since the last frame.
+    pub fn poll_worker(&mut self, ctx: &egui::Context) {
+        while let Ok(event) = self.worker.events.try_recv() {
+            match event {
+                Event::Progress { done, total, what } => {
+                    let started = self.progress.as_ref().map_or_else(Instant::now, |p| p.3);
+                    self.progress = Some((done, total, what, started));
+                    continue;
+                }
+                Event::Opened {
+                    index,
+                    report,
+                    index_path,
+                    elapsed_ms,
+                } => {
+                    self.progress = None;
+                    if self.frames_while_busy > 0 {
+                        self.log.push(format!(
+                            "UI while the worker ran: {} frames, longest {:.1} ms",
+                            self.frames_while_busy, self.longest_busy_frame_ms
+                        ));
+                    }
+                    self.log.push(format!(
+                        "database ready {:.2} s after the request",
+                        elapsed_ms / 1e3
+                    ));
+                    self.duplicates = report.duplicates.clone();
+                    self.settings.last_db = Some(index.db_dir.clone());
+                    self.settings.last_table = index.table_path.clone();
+                    let problems = report.problems.len();
+                    self.info(format!(
+                        "{} images ready in {:.2} s ({} described, {} unchanged){}",
+                        index.len(),
+                        elapsed_ms / 1e3,
+                        report.described,
+                        report.reused,
+                        if problems > 0 {
+                            format!("; {problems} unreadable, see the log")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                    for p in report
+                        .problems
+                        .iter()
+                        .chain(&report.table_warnings)
+                        .chain(&report.notes)
+                    {
+                        self.log.push(p.clone());
+                    }
+                    self.map_coords = index
+                        .image_space
+                        .projection
+                        .as_ref()
+                        .map_or_else(Vec::new, |p| {
+                            index.entries.iter().map(|e| p.map_2d(&e.raw)).collect()
+                        });
+                    self.thumbs.clear();
+                    self.thumb_generation += 1;
+                    self.thumb_asked.clear();
+                    self.thumb_failed.clear();
+                    self.hits.clear();
+                    self.selected = None;
+                    self.index = Some(index);
+                    self.index_path = Some(index_path);
+                    self.report = Some(report);
+                }
+                Event::QueryImage { label, image } => {
+                    self.query_texture = Some(texture(ctx, "query", &image));
+                    self.query_label = Some(label);
+                    continue;
+                }
+                Event::Results {
+                    hits,
+                    sketch,
+                    elapsed_ms,
+                    drawing,
+                    query_map,
+                } => {
+                    self.selected = hits.first().map(|h| h.entry);
+                    self.hits = hits;
+                    self.hits_are_sketch = sketch;
+                    self.last_query_ms = Some(elapsed_ms);
+                    self.query_map = query_map;
+                    if sketch {
+                        self.sketch_textures = drawing
+                            .iter()
+                            .enumerate()
+                            .map(|(i, d)| gray_texture(ctx, &format!("sketch{i}"), d))
+                            .collect();
+                    }
+                    self.status = format!("{} results in {:.0} ms", self.hits.len(), elapsed_ms);
+                }
+                Event::Thumbnail {
+                    generation,
+                    entry,
+                    image,
+                } => {
+                    if generation == self.thumb_generation {
+                        match image {
+                            Ok(image) => self
+                                .thumbs
+                                .insert(entry, texture(ctx, &format!("thumb{entry}"), &image)),
+                            Err(e) => {
+                                self.thumb_failed.insert(entry);
+                                self.log.push(format!("thumbnail: {e}"));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                Event::Preview { entry, steps } => {
+                    if Some(entry) == self.selected {
+                        self.preview_entry = Some(entry);
+                        self.preview_used = Some((steps.canny_low, steps.canny_high));
+                        self.preview_fingerprint = {
+                            use std::hash::{Hash, Hasher};
+                            let mut h = std::collections::hash_map::DefaultHasher::new();
+                            steps.drawing.as_raw().hash(&mut h);
+                            steps.edges.as_raw().hash(&mut h);
+                            h.finish()
+                        };
+                        self.preview_textures = Some([
+                            gray_texture(ctx, "p1", &steps.denoised),
+                            gray_texture(ctx, "p2", &steps.binary),
+                            gray_texture(ctx, "p3", &steps.edges),
+                            gray_texture(ctx, "p4", &steps.drawing),
+                        ]);
+                    }
+                }
+                Event::Particles {
+                    target,
+                    label,
+                    analysis,
+                    overlay,
+                } => {
+                    let texture = crate::ui::texture(ctx, "particles", &overlay);
+                    self.info(format!("{label}: {}", analysis.summary().describe()));
+                    self.particles = Some(crate::ui::particles::ParticleView {
+                        target,
+                        label,
+                        analysis: *analysis,
+                        texture,
+                    });
+                }
+                Event::Cancelled => {
+                    self.progress = None;
+                    self.info(
+                        "Cancelled; the work done so far is kept and continues next time.".into(),
+                    );
+                }
+                Event::Error(e) => {
+                    self.progress = None;
+                    self.report_error(e);
+                }
+            }
+            self.busy = self.busy.saturating_sub(1);
+        }
+    }
+
+    /// Asks the loader for the thumbnails drawn this frame but not uploaded (replacing what
+    /// it still had queued), when that set changed since the last frame.
+    pub(super) fn request_thumbnails(&mut self, missing: Vec<usize>) {
+        let mut seen = HashSet::new();
+        let wanted: Vec<usize> = missing
+            .into_iter()
+            .filter(|e| !self.thumb_failed.contains(e) && seen.insert(*e))
+            .collect();
+        if wanted == self.thumb_asked {
+            return;
+        }
+        if let Some(index) = &self.index {
+            let requests = wanted
+                .iter()
+                .filter_map(|&entry| {
+                    index.entries.get(entry).map(|e| ThumbnailRequest {
+                        entry,
+                        path: index.db_dir.join(&e.path),
+                    })
+                })
+                .collect();
+            self.worker
+                .thumbnails
+                .request(self.thumb_generation, requests);
+        }
+        self.thumb_asked = wanted;
+    }
+}
