@@ -268,3 +268,48 @@ fn sketch_search_cli_prints_the_same_json_lines() {
     assert_eq!(results[0]["rank"], 1);
     assert!(results[0]["params"]["Temperature, C"].is_number());
 }
+
+/// A folder holding 20 of the 215 images, with the whole table: every image gets its own row
+/// (the image column is found by the distinct images it names, not by cells like "0").
+#[test]
+fn twenty_images_with_the_whole_table_get_their_own_recipes() {
+    let Some(data) = common::caco3("twenty_images_with_the_whole_table_get_their_own_recipes")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut names = Vec::new();
+    for i in 0..20 {
+        let name = format!("{i}.tif");
+        std::fs::copy(data.join("images").join(&name), tmp.path().join(&name)).expect("copy");
+        names.push(name);
+    }
+    let table = data.join("synthesis_conditions.csv");
+    let t =
+        morphosearch::engine::library::database::read_table(&table, &names, None).expect("table");
+    assert_eq!(t.image_column, "image_file");
+    assert_eq!(t.rows.len(), 20);
+    // The recipe of each image as the table gives it, read independently with the csv crate.
+    let mut reader = csv::Reader::from_path(&table).expect("csv");
+    let headers = reader.headers().expect("headers").clone();
+    let file = headers
+        .iter()
+        .position(|h| h == "image_file")
+        .expect("column");
+    let temp = headers
+        .iter()
+        .position(|h| h == "Temperature, C")
+        .expect("column");
+    let col = t
+        .columns
+        .iter()
+        .position(|c| c == "Temperature, C")
+        .expect("column");
+    for row in reader.records() {
+        let row = row.expect("row");
+        let name = row[file].trim_start_matches("images/").to_string();
+        if let Some(values) = t.rows.get(&name) {
+            assert_eq!(values[col].text, row[temp], "{name}");
+        }
+    }
+}

@@ -193,41 +193,173 @@ impl<'a> Matcher<'a> {
     }
 }
 
-fn lossy(bytes: &[u8], what: &str, warnings: &mut Vec<String>) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_string(),
-        Err(_) => {
-            warnings.push(format!(
-                "{what} holds bytes that are not UTF-8; they are shown as \u{fffd}"
-            ));
-            String::from_utf8_lossy(bytes).into_owned()
+/// At most this many warnings of one kind are listed; the rest are counted.
+const WARNINGS_PER_KIND: usize = 10;
+
+/// Warnings grouped by kind, each kind capped at [`WARNINGS_PER_KIND`] with a count of the rest.
+#[derive(Default)]
+struct Warnings {
+    kinds: Vec<(&'static str, Vec<String>, usize)>,
+}
+
+impl Warnings {
+    fn push(&mut self, kind: &'static str, text: String) {
+        let i = match self.kinds.iter().position(|(k, _, _)| *k == kind) {
+            Some(i) => i,
+            None => {
+                self.kinds.push((kind, Vec::new(), 0));
+                self.kinds.len() - 1
+            }
+        };
+        let (_, list, more) = &mut self.kinds[i];
+        if list.len() < WARNINGS_PER_KIND {
+            list.push(text);
+        } else {
+            *more += 1;
         }
+    }
+
+    fn into_list(self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (kind, list, more) in self.kinds {
+            out.extend(list);
+            if more > 0 {
+                out.push(format!("… and {more} more {kind}"));
+            }
+        }
+        out
     }
 }
 
-/// Reads a CSV table and matches its rows to `images` (relative paths).
-///
-/// The image column is `image_column` when given, else the column whose values name the most
-/// images. Ragged rows and non-UTF-8 bytes are worked around and reported in `warnings`.
-pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) -> Result<Table> {
+/// Text fit for a message: control characters escaped, at most `max` characters.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// The cells of a table file: `.xlsx` / `.xls` / `.ods` through calamine (first sheet), else
+/// delimited text in UTF-8 or UTF-16 (with a byte-order mark) separated by commas, semicolons
+/// (what European spreadsheet programs write) or tabs, whichever the header line uses most.
+fn read_records(path: &Path, warnings: &mut Warnings) -> Result<Vec<Vec<String>>> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let is_zip = bytes.starts_with(b"PK\x03\x04");
+    let is_ole = bytes.starts_with(&[0xd0, 0xcf, 0x11, 0xe0]);
+    if matches!(ext.as_str(), "xlsx" | "xlsm" | "xls" | "ods") || is_zip || is_ole {
+        return read_spreadsheet(path);
+    }
+    let text = if let Some(rest) = bytes.strip_prefix(b"\xff\xfe") {
+        utf16(rest, u16::from_le_bytes)
+    } else if let Some(rest) = bytes.strip_prefix(b"\xfe\xff") {
+        utf16(rest, u16::from_be_bytes)
+    } else {
+        let rest = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+        if rest.iter().take(4096).filter(|&&b| b == 0).count() > 0 {
+            return Err(Error::Table(format!(
+                "table {} is not text (it holds NUL bytes): use a CSV / TSV file (UTF-8 or \
+                 UTF-16 with a byte-order mark) or an .xlsx / .ods spreadsheet",
+                path.display()
+            )));
+        }
+        rest.to_vec()
+    };
+    let first_line = text
+        .split(|&b| b == b'\n')
+        .find(|l| !l.is_empty())
+        .unwrap_or(&[]);
+    let count = |d: u8| {
+        let mut quoted = false;
+        first_line
+            .iter()
+            .filter(|&&b| {
+                if b == b'"' {
+                    quoted = !quoted;
+                }
+                !quoted && b == d
+            })
+            .count()
+    };
+    let delimiter = [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|&d| (count(d), d == b','))
+        .unwrap_or(b',');
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
-        .from_reader(bytes);
-    let mut warnings = Vec::new();
+        .delimiter(delimiter)
+        .from_reader(text.as_slice());
     let mut records = Vec::new();
     for (i, rec) in reader.byte_records().enumerate() {
         let rec =
             rec.map_err(|e| Error::Table(format!("{}: line {}: {e}", path.display(), i + 1)))?;
         let cells: Vec<String> = rec
             .iter()
-            .map(|c| lossy(c, &format!("line {}", i + 1), &mut warnings))
+            .map(|c| match std::str::from_utf8(c) {
+                Ok(s) => s.to_string(),
+                Err(_) => {
+                    warnings.push(
+                        "lines with bytes that are not UTF-8",
+                        format!(
+                            "line {} holds bytes that are not UTF-8; they are shown as \u{fffd}",
+                            i + 1
+                        ),
+                    );
+                    String::from_utf8_lossy(c).into_owned()
+                }
+            })
             .collect();
         records.push(cells);
     }
-    warnings.dedup();
+    Ok(records)
+}
+
+/// UTF-16 text (after its byte-order mark) as UTF-8 bytes.
+fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Vec<u8> {
+    let units: Vec<u16> = bytes.chunks_exact(2).map(|p| unit([p[0], p[1]])).collect();
+    String::from_utf16_lossy(&units).into_bytes()
+}
+
+/// The first sheet of a spreadsheet as text cells.
+fn read_spreadsheet(path: &Path) -> Result<Vec<Vec<String>>> {
+    use calamine::Reader;
+    let bad = |e: String| Error::Table(format!("cannot read spreadsheet {}: {e}", path.display()));
+    let mut book = calamine::open_workbook_auto(path).map_err(|e| bad(e.to_string()))?;
+    let range = book
+        .worksheet_range_at(0)
+        .ok_or_else(|| bad("it has no sheet".into()))?
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(range
+        .rows()
+        .map(|row| row.iter().map(|c| c.to_string()).collect())
+        .collect())
+}
+
+/// Reads a table (CSV / TSV / semicolon-separated, UTF-8 or UTF-16; `.xlsx` / `.ods`) and
+/// matches its rows to `images` (relative paths).
+///
+/// The image column is `image_column` when given, else the column whose cells name the most
+/// distinct images of the folder (a column of zeros naming one image `0.tif` a hundred times
+/// loses to one naming twenty different images). Ragged rows and non-UTF-8 bytes are worked
+/// around and reported in `warnings`, at most ten of each kind.
+pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) -> Result<Table> {
+    let mut warn = Warnings::default();
+    let records = read_records(path, &mut warn)?;
     let Some(header) = records.first().cloned() else {
         return Err(Error::Table(format!("table {} is empty", path.display())));
     };
@@ -235,18 +367,29 @@ pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) ->
     let width = header.len();
     for (i, r) in rows.iter().enumerate() {
         if r.len() != width {
-            warnings.push(format!(
-                "line {} has {} cells, the header has {width}: {}",
-                i + 2,
-                r.len(),
-                if r.len() < width {
-                    "missing cells left empty"
-                } else {
-                    "extra cells ignored"
-                }
-            ));
+            warn.push(
+                "lines of another length than the header",
+                format!(
+                    "line {} has {} cells, the header has {width}: {}",
+                    i + 2,
+                    r.len(),
+                    if r.len() < width {
+                        "missing cells left empty"
+                    } else {
+                        "extra cells ignored"
+                    }
+                ),
+            );
         }
     }
+    let shown_columns = || {
+        header
+            .iter()
+            .take(40)
+            .map(|h| printable(h, 40))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let matcher = Matcher::new(images);
     let column = match image_column {
         Some(name) => header
@@ -256,24 +399,52 @@ pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) ->
                 Error::Table(format!(
                     "table {} has no column {name:?}; its columns are: {}",
                     path.display(),
-                    header.join(", ")
+                    shown_columns()
                 ))
             })?,
         None => {
-            let score = |c: usize| -> u32 {
-                rows.iter()
-                    .filter_map(|r| r.get(c).and_then(|cell| matcher.find(cell)).map(|(_, s)| s))
-                    .sum()
+            // (distinct images named, strength of the matches) per column. A runner-up close on
+            // both counts makes the choice ambiguous.
+            let score = |c: usize| -> (usize, u32) {
+                let mut named = std::collections::HashSet::new();
+                let mut strength = 0;
+                for (img, st) in rows
+                    .iter()
+                    .filter_map(|r| r.get(c).and_then(|cell| matcher.find(cell)))
+                {
+                    named.insert(img);
+                    strength += st;
+                }
+                (named.len(), strength)
             };
-            let best = (0..width).max_by_key(|&c| (score(c), std::cmp::Reverse(c)));
-            match best.filter(|&c| score(c) > 0) {
-                Some(c) => c,
+            let mut ranked: Vec<(usize, (usize, u32))> =
+                (0..width).map(|c| (c, score(c))).collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            match ranked.first().filter(|(_, (n, _))| *n > 0) {
+                Some(&(c, (n, _))) => {
+                    let strength = ranked[0].1 .1;
+                    if let Some(&(other, (m, other_strength))) = ranked.get(1) {
+                        if m > 0 && m * 5 >= n * 4 && other_strength * 5 >= strength * 4 {
+                            warn.push(
+                                "ambiguous image columns",
+                                format!(
+                                    "columns {:?} ({n} images) and {:?} ({m} images) both name \
+                                     image files; using {:?} (choose with --image-column)",
+                                    printable(&header[c], 40),
+                                    printable(&header[other], 40),
+                                    printable(&header[c], 40)
+                                ),
+                            );
+                        }
+                    }
+                    c
+                }
                 None => {
                     return Err(Error::Table(format!(
                         "no column of table {} names image files of the database (columns: {}); \
                          name it with --image-column",
                         path.display(),
-                        header.join(", ")
+                        shown_columns()
                     )))
                 }
             }
@@ -287,7 +458,6 @@ pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) ->
             .map(|(_, h)| h.trim().to_string())
             .collect(),
         image_column: header[column].trim().to_string(),
-        warnings,
         ..Default::default()
     };
     for (i, r) in rows.iter().enumerate() {
@@ -305,12 +475,16 @@ pub fn read_table(path: &Path, images: &[String], image_column: Option<&str>) ->
             .map(|c| parse_value(r.get(c).map(String::as_str).unwrap_or("")))
             .collect();
         if table.rows.insert(img.to_string(), values).is_some() {
-            table.warnings.push(format!(
-                "line {}: image {img} already had a row; the later row is used",
-                i + 2
-            ));
+            warn.push(
+                "rows repeating an image",
+                format!(
+                    "line {}: image {img} already had a row; the later row is used",
+                    i + 2
+                ),
+            );
         }
     }
+    table.warnings = warn.into_list();
     Ok(table)
 }
 
@@ -418,5 +592,162 @@ mod tests {
         assert!(err.to_string().contains("--image-column"), "{err}");
         let err = read_table(&csv, &images, Some("file")).expect_err("no such column");
         assert!(err.to_string().contains("has no column \"file\""), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod table_format_tests {
+    use super::*;
+
+    fn images(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{i}.tif")).collect()
+    }
+
+    /// The CaCO3 shape: 215 rows, `image_id` = N, `image_file` = images/N.tif, a stirring column
+    /// that is 0 in most rows; the folder holds only 20 of the images.
+    fn caco3_like() -> String {
+        let mut t = String::from("image_id,image_file,\"Stirring, rpm\",\"Temperature, C\"\n");
+        for i in 0..215 {
+            let stirring = if i % 2 == 0 { 0 } else { 300 };
+            t.push_str(&format!("{i},images/{i}.tif,{stirring},{}\n", 20 + i));
+        }
+        t
+    }
+
+    #[test]
+    fn a_column_of_zeros_does_not_win_over_the_image_column() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("t.csv");
+        std::fs::write(&path, caco3_like()).expect("write");
+        let t = read_table(&path, &images(20), None).expect("table");
+        assert_eq!(t.image_column, "image_file");
+        assert_eq!(t.rows.len(), 20);
+        let temp = t
+            .columns
+            .iter()
+            .position(|c| c == "Temperature, C")
+            .expect("column");
+        for i in 0..20 {
+            let row = &t.rows[&format!("{i}.tif")];
+            assert_eq!(row[temp].number, Some(20.0 + i as f64), "image {i}");
+        }
+        assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+    }
+
+    #[test]
+    fn semicolons_tabs_and_utf16_tables_read_alike() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let comma = caco3_like();
+        let semicolon = comma.replace(",images", ";images").replace(',', ";");
+        let semicolon = semicolon
+            .replace("\"Stirring; rpm\"", "\"Stirring, rpm\"")
+            .replace("\"Temperature; C\"", "\"Temperature, C\"");
+        let tab = comma
+            .replace(',', "\t")
+            .replace("\"Stirring\t rpm\"", "\"Stirring, rpm\"")
+            .replace("\"Temperature\t C\"", "\"Temperature, C\"");
+        let mut utf16 = vec![0xff, 0xfe];
+        for u in semicolon.encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        for (name, bytes) in [
+            ("semi.csv", semicolon.into_bytes()),
+            ("tab.tsv", tab.into_bytes()),
+            ("utf16.csv", utf16),
+        ] {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, &bytes).expect("write");
+            let t = read_table(&path, &images(20), None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(t.image_column, "image_file", "{name}");
+            assert_eq!(t.rows.len(), 20, "{name}");
+            assert_eq!(
+                t.columns,
+                vec!["image_id", "Stirring, rpm", "Temperature, C"],
+                "{name}"
+            );
+            let again = read_table(&path, &images(20), Some("image_file")).expect("named column");
+            assert_eq!(again.rows.len(), 20);
+        }
+    }
+
+    #[test]
+    fn xlsx_spreadsheets_are_read() {
+        use std::io::Write;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("t.xlsx");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).expect("create"));
+        let options = zip::write::SimpleFileOptions::default();
+        let cell = |r: usize, c: usize, v: &str| {
+            let col = (b'A' + c as u8) as char;
+            format!("<c r=\"{col}{r}\" t=\"inlineStr\"><is><t>{v}</t></is></c>")
+        };
+        let mut rows = format!(
+            "<row r=\"1\">{}{}</row>",
+            cell(1, 0, "file"),
+            cell(1, 1, "Polymer")
+        );
+        for i in 0..20 {
+            rows.push_str(&format!(
+                "<row r=\"{r}\">{}{}</row>",
+                cell(i + 2, 0, &format!("{i}.tif")),
+                cell(i + 2, 1, if i % 2 == 0 { "PEG" } else { "PVP" }),
+                r = i + 2
+            ));
+        }
+        let files = [
+            ("[Content_Types].xml", "<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/><Default Extension=\"xml\" ContentType=\"application/xml\"/><Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/><Override PartName=\"/xl/worksheets/sheet1.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/></Types>".to_string()),
+            ("_rels/.rels", "<?xml version=\"1.0\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>".to_string()),
+            ("xl/workbook.xml", "<?xml version=\"1.0\"?><workbook xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"><sheets><sheet name=\"Sheet1\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>".to_string()),
+            ("xl/_rels/workbook.xml.rels", "<?xml version=\"1.0\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet\" Target=\"worksheets/sheet1.xml\"/></Relationships>".to_string()),
+            ("xl/worksheets/sheet1.xml", format!("<?xml version=\"1.0\"?><worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\"><sheetData>{rows}</sheetData></worksheet>")),
+        ];
+        for (name, body) in files {
+            zip.start_file(name, options).expect("entry");
+            zip.write_all(body.as_bytes()).expect("write");
+        }
+        zip.finish().expect("zip");
+        let t = read_table(&path, &images(20), None).expect("xlsx table");
+        assert_eq!(t.image_column, "file");
+        assert_eq!(t.rows.len(), 20);
+        assert_eq!(t.rows["3.tif"][0].text, "PVP");
+    }
+
+    #[test]
+    fn repeated_warnings_are_capped_with_a_count() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("t.csv");
+        let mut t = String::from("file,x\n");
+        for i in 0..5000 {
+            t.push_str(&format!("{}.tif,{i}\n", i % 3));
+        }
+        std::fs::write(&path, t).expect("write");
+        let table = read_table(&path, &images(3), None).expect("table");
+        assert!(
+            table.warnings.len() <= WARNINGS_PER_KIND + 1,
+            "{}",
+            table.warnings.len()
+        );
+        assert!(
+            table
+                .warnings
+                .last()
+                .is_some_and(|w| w.contains("4987 more rows repeating an image")),
+            "{:?}",
+            table.warnings.last()
+        );
+    }
+
+    #[test]
+    fn binary_files_are_refused_without_dumping_bytes() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("t.csv");
+        std::fs::write(&path, b"\x00\x01\x02\xff binary\x07\x1b[31m").expect("write");
+        let e = read_table(&path, &images(3), None).expect_err("binary");
+        let text = e.to_string();
+        assert!(text.contains("not text"), "{text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
     }
 }
