@@ -222,43 +222,97 @@ fn reindexing_is_incremental() {
     assert!(index.entries.iter().any(|e| e.path == "new.png"));
 }
 
+fn index_command(db: &Path, index_path: &Path) -> Command {
+    let mut c = bin();
+    c.arg("index")
+        .arg(db)
+        .arg("--index")
+        .arg(index_path)
+        .arg("--device")
+        .arg("cpu")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    c
+}
+
+/// Waits until `path` exists (the first checkpoint of an indexing run), or fails.
+fn wait_for(path: &Path, child: &mut std::process::Child) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "indexing ended before its first save"
+        );
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no checkpoint within 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .expect("kill");
+}
+
+/// `search --json` lines of three queries: what "answers as a clean build" compares.
+fn answers(index_path: &Path, db: &Path) -> Vec<serde_json::Value> {
+    let out = bin()
+        .args(["search", "--json", "--top-k", "10", "--index"])
+        .arg(index_path)
+        .args([
+            db.join("img1.png"),
+            db.join("img7.png"),
+            db.join("img20.png"),
+        ])
+        .output()
+        .expect("search");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v["query"] = serde_json::Value::Null;
+            v
+        })
+        .collect()
+}
+
 #[test]
-fn ctrl_c_during_indexing_then_rerun_completes() {
+fn sigterm_during_indexing_saves_and_the_rerun_completes() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("db");
     common::write_particles(&db, 120);
     let index_path = tmp.path().join("i.msidx");
-    let child = bin()
-        .arg("index")
-        .arg(&db)
-        .arg("--index")
-        .arg(&index_path)
-        .arg("--device")
-        .arg("cpu")
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    std::thread::sleep(std::time::Duration::from_secs(4));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    let mut child = index_command(&db, &index_path).spawn().expect("spawn");
+    wait_for(&index_path, &mut child);
+    signal(&child, "-TERM");
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("run the same command again"), "{stderr}");
     let partial = Index::load(&index_path).expect("the saved partial index is valid");
-    assert!(partial.len() < 120);
-    let out = bin()
-        .arg("index")
-        .arg(&db)
-        .arg("--index")
+    assert!(
+        !partial.is_empty() && partial.len() < 120,
+        "{}",
+        partial.len()
+    );
+    assert_eq!(partial.pending + partial.len(), 120);
+    let search = bin()
+        .args(["search", "--index"])
         .arg(&index_path)
-        .arg("--device")
-        .arg("cpu")
+        .arg(db.join("img1.png"))
         .output()
-        .expect("rerun");
+        .expect("search");
+    assert!(String::from_utf8_lossy(&search.stderr).contains("this index is partial"));
+    let out = index_command(&db, &index_path).output().expect("rerun");
     assert!(
         out.status.success(),
         "{}",
@@ -269,7 +323,125 @@ fn ctrl_c_during_indexing_then_rerun_completes() {
         stdout.contains(&format!("{} unchanged", partial.len())),
         "{stdout}"
     );
-    assert_eq!(Index::load(&index_path).expect("complete").len(), 120);
+    let complete = Index::load(&index_path).expect("complete");
+    assert_eq!((complete.len(), complete.pending), (120, 0));
+}
+
+#[test]
+fn sigkill_at_any_moment_then_index_again_answers_as_a_clean_build() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("db");
+    common::write_particles(&db, 60);
+    let before = common::folder_checksums(&db);
+    let clean = tmp.path().join("clean.msidx");
+    let out = index_command(&db, &clean).output().expect("clean build");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = answers(&clean, &db);
+
+    let index_path = tmp.path().join("killed.msidx");
+    // Killed just after its first save: the images described so far are kept.
+    let mut child = index_command(&db, &index_path).spawn().expect("spawn");
+    wait_for(&index_path, &mut child);
+    signal(&child, "-KILL");
+    child.wait().expect("wait");
+    let kept = Index::load(&index_path).expect("a checkpoint survives SIGKILL");
+    assert!(!kept.is_empty(), "the first batch was kept");
+    // Killed again part way through the next run (its lock is left behind), then run to the end.
+    let mut child = index_command(&db, &index_path).spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    signal(&child, "-KILL");
+    child.wait().expect("wait");
+    let out = index_command(&db, &index_path).output().expect("rerun");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = Index::load(&index_path).expect("complete");
+    assert_eq!((done.len(), done.pending), (60, 0));
+    let got = answers(&index_path, &db);
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        let paths = |v: &serde_json::Value| -> Vec<String> {
+            v["results"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .map(|r| r["path"].to_string())
+                .collect()
+        };
+        assert_eq!(paths(g), paths(e));
+        for (a, b) in g["results"]
+            .as_array()
+            .expect("r")
+            .iter()
+            .zip(e["results"].as_array().expect("r"))
+        {
+            let (a, b) = (
+                a["score"].as_f64().expect("score"),
+                b["score"].as_f64().expect("score"),
+            );
+            assert!((a - b).abs() <= 2e-4, "{a} vs {b}");
+        }
+    }
+    // No temporary or lock file is left beside the index, and the database folder is untouched.
+    let leftovers: Vec<String> = std::fs::read_dir(tmp.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(".tmp") || n.ends_with(".lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(
+        common::folder_checksums(&db),
+        before,
+        "the database folder was written"
+    );
+}
+
+#[test]
+fn a_second_writer_and_another_folder_on_one_index_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    common::write_particles(&a, 40);
+    common::write_particles(&b, 3);
+    let index_path = tmp.path().join("shared.msidx");
+    let mut first = index_command(&a, &index_path).spawn().expect("spawn");
+    wait_for(&index_path, &mut first);
+    let second = index_command(&a, &index_path).output().expect("second");
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("is being written by another"));
+    assert!(first.wait().expect("wait").success());
+    // Another folder on the same index path: refused, the index kept.
+    let other = index_command(&b, &index_path).output().expect("other");
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("belongs to another database"));
+    assert_eq!(Index::load(&index_path).expect("kept").len(), 40);
+    // The same folder reached through `..` is the same database: nothing to describe.
+    let dotted = tmp.path().join("b/../a");
+    let out = index_command(&dotted, &index_path)
+        .output()
+        .expect("dotted");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("40 unchanged"));
+    // An index path that cannot be written fails at once, before any image is described.
+    let blocked = tmp.path().join("file");
+    std::fs::write(&blocked, b"x").expect("w");
+    let t = std::time::Instant::now();
+    let out = index_command(&a, &blocked.join("i.msidx"))
+        .output()
+        .expect("blocked");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create the index folder"));
+    assert!(t.elapsed().as_secs() < 10);
 }
 
 #[test]

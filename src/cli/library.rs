@@ -103,6 +103,9 @@ pub(super) fn search_command(
         bail!("--top-k 0 asks for no results: give 1 or more");
     }
     let index = Index::load(index_path)?;
+    if let Some(w) = index.partial_warning() {
+        eprintln!("warning: {w}");
+    }
     let engine = Engine::load(model.weights.as_deref(), &model.device)?;
     engine.check_index(&index)?;
     let admit = |i: usize| filter.admits(index.entries[i].particles.as_ref());

@@ -517,9 +517,12 @@ pub fn read_column(
         .collect())
 }
 
-/// Absolute form of a path (without touching the file system beyond the current dir).
+/// Canonical form of a path (symlinks and `..` resolved), so that one folder reached two ways
+/// is one database; the plain absolute form when it does not exist (yet).
 pub fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 #[cfg(test)]

@@ -248,6 +248,9 @@ pub struct Index {
     pub problems: Vec<String>,
     pub image_space: SearchSpace,
     pub sketch_space: SearchSpace,
+    /// Images of the folder not yet described when this was saved: 0 for a complete index,
+    /// more for a checkpoint of an interrupted run (searched with a warning).
+    pub pending: usize,
 }
 
 impl Index {
@@ -263,7 +266,21 @@ impl Index {
             problems: Vec::new(),
             image_space: SearchSpace::default(),
             sketch_space: SearchSpace::default(),
+            pending: 0,
         }
+    }
+
+    /// A warning for an index whose indexing was interrupted, if it is one.
+    pub fn partial_warning(&self) -> Option<String> {
+        (self.pending > 0).then(|| {
+            format!(
+                "this index is partial: indexing stopped with {} of {} images not yet described; \
+                 run `morphosearch index` on {} again to finish it",
+                self.pending,
+                self.pending + self.len(),
+                self.db_dir.display()
+            )
+        })
     }
 
     /// Number of images.

@@ -12,6 +12,7 @@ use crate::engine::descriptor::features::{describe, describe_pooled, FeatureConf
 use crate::engine::error::{Error, Result};
 use crate::engine::imaging::preprocess::{load_image, pixel_hash, prepare, DataBar, Prepared};
 use crate::engine::library::database::{absolute, read_table, scan_images, ParamValue};
+use crate::engine::library::files::IndexLock;
 use crate::engine::library::index::{
     DuplicatePair, Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD,
 };
@@ -55,7 +56,9 @@ pub struct IndexReport {
 }
 
 /// Save a checkpoint at most this often while describing.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+/// Progress is saved after the first batch, then at least this often (and at most every ten
+/// times the last save took, so that refitting a large index does not become the work).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 fn file_stamp(path: &Path) -> Result<(u64, u64)> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -128,7 +131,7 @@ pub fn load_reusable(
         }
         Ok(old) if old.db_dir != db_dir => {
             notes.push(format!(
-                "index {} belonged to another database ({}); rebuilding it",
+                "index {} belongs to another database ({})",
                 path.display(),
                 old.db_dir.display()
             ));
@@ -206,6 +209,19 @@ pub fn build_index(
         whiten: job.whiten,
         sketch: job.sketch,
     };
+    // One writer per index; taking the lock also proves the location writable before any work.
+    let _lock = IndexLock::acquire(&job.index_path)?;
+    if let Ok(existing) = Index::load(&job.index_path) {
+        if existing.db_dir != db_dir {
+            return Err(Error::Index(format!(
+                "index {} belongs to another database ({}), not {}; pass another --index \
+                 (or delete that file to rebuild it for this folder)",
+                job.index_path.display(),
+                existing.db_dir.display(),
+                db_dir.display()
+            )));
+        }
+    }
     let old = load_reusable(&job.index_path, &config, &db_dir, &mut report.notes);
     let sketch_same = old
         .as_ref()
@@ -274,6 +290,8 @@ pub fn build_index(
     let mut done = 0;
     let mut problems = Vec::new();
     let mut last_save = Instant::now();
+    let mut last_save_took = Duration::ZERO;
+    let mut first_save = true;
     let outcome: Result<()> = std::thread::scope(|scope| {
         // The receiver lives inside the scope so that returning early drops it and unblocks
         // the decoder before the scope joins it.
@@ -320,10 +338,14 @@ pub fn build_index(
                 describe_batch(vgg, &mut batch, &mut kept, features, sketch)?;
                 done += std::mem::take(&mut batch).len();
                 progress(done, total);
-                if last_save.elapsed() > CHECKPOINT_EVERY {
+                if first_save || last_save.elapsed() > CHECKPOINT_EVERY.max(10 * last_save_took) {
+                    let t = Instant::now();
                     finish(&kept, &problems, &mut index);
+                    index.pending = total - done;
                     index.save(&job.index_path)?;
+                    last_save_took = t.elapsed();
                     last_save = Instant::now();
+                    first_save = false;
                 }
             }
             if cancel.load(Ordering::Relaxed) {
@@ -337,6 +359,7 @@ pub fn build_index(
     report.described = done - problems.len();
     report.problems = problems.clone();
     finish(&kept, &problems, &mut index);
+    index.pending = if outcome.is_ok() { 0 } else { total - done };
     index.save(&job.index_path)?;
     outcome?;
     if let Some(t) = &table {
