@@ -344,3 +344,24 @@ fn the_browse_filter_restricts_searches_when_asked() {
         a.hits.iter().any(|x| !allowed.contains(&x.entry))
     });
 }
+
+#[test]
+fn fast_contour_slider_drags_leave_the_worker_idle() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut h = harness(tmp.path());
+    step_until(&mut h, 600, "the demo library to be indexed", |a| {
+        a.index.is_some()
+    });
+    h.state_mut().apply(morphosearch::ui::Action::Select(2));
+    h.state_mut().view = View::Contours;
+    // A fast drag: many previews queued before the worker takes the first; all but the newest
+    // are dropped, and each dropped one must still end in an event.
+    for i in 0..30 {
+        h.state_mut().settings.contours.blur_sigma = 1.0 + 0.05 * i as f32;
+        h.state_mut().apply(morphosearch::ui::Action::Preview);
+    }
+    step_until(&mut h, 60, "the worker to be idle again", |a| {
+        a.busy == 0 && a.preview_entry == Some(2)
+    });
+    assert!(h.state().progress.is_none());
+}

@@ -480,3 +480,70 @@ fn search_answers_good_queries_beside_bad_ones() {
         .contains("bad.png"));
     assert_eq!(lines[2]["results"][0]["path"], "img2.png");
 }
+
+#[test]
+fn decompression_bombs_are_skipped_with_a_message_before_any_allocation() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("db");
+    common::write_particles(&db, 3);
+    let bombs = common::write_crafted_headers(&db);
+    for b in &bombs {
+        let e = morphosearch::engine::imaging::preprocess::load_image(b);
+        let text = match e {
+            Err(e) => e.to_string(),
+            Ok(img) => panic!(
+                "{} decoded to {} x {}",
+                b.display(),
+                img.width(),
+                img.height()
+            ),
+        };
+        assert!(!text.contains("panicked"), "{text}");
+    }
+    let png = morphosearch::engine::imaging::preprocess::load_image(&bombs[0])
+        .expect_err("46000 x 46000")
+        .to_string();
+    assert!(png.contains("46000 x 46000 px would take 2017 MB"), "{png}");
+    let out = index_command(&db, &tmp.path().join("i.msidx"))
+        .output()
+        .expect("index");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let index = Index::load(&tmp.path().join("i.msidx")).expect("index");
+    assert_eq!(index.len(), 3, "the good images are indexed");
+    assert_eq!(index.problems.len(), 4, "{:?}", index.problems);
+}
+
+#[test]
+fn search_messages_say_what_is_wrong_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("db");
+    common::write_particles(&db, 4);
+    let index_path = tmp.path().join("i.msidx");
+    index_with(common::engine(), &job(&db, &index_path)).expect("index");
+    let black = tmp.path().join("black.png");
+    image::GrayImage::new(64, 64).save(&black).expect("save");
+    let out = bin()
+        .args(["search", "--index"])
+        .arg(&index_path)
+        .arg(tmp.path().join("missing.png"))
+        .arg(&black)
+        .output()
+        .expect("search");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.png does not exist"), "{stderr}");
+    assert!(!stderr.contains("os error"), "{stderr}");
+    assert!(!stderr.contains("cannot read or write"), "{stderr}");
+    assert!(stderr.contains("black.png is one grey level throughout"), "{stderr}");
+    let out = bin()
+        .args(["search", "--top-k", "0", "--index"])
+        .arg(&index_path)
+        .arg(&black)
+        .output()
+        .expect("search");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--top-k 0"));
+}

@@ -434,7 +434,10 @@ fn segmentation_beats_the_classical_floor_on_emps_train() {
         .map(|(image, segmap)| {
             let img = load_image(image).expect("image");
             let (_, _, truth) = load_labels(segmap).expect("segmap");
-            score(&analyse(&img, &Settings::default(), None).labels, &truth)
+            score(
+                &analyse(&img, &Settings::default(), None).full_labels(),
+                &truth,
+            )
         })
         .collect();
     let r = report(&scores);
@@ -449,7 +452,10 @@ fn segmentation_of_demo_renderings_finds_their_particles() {
     let scores: Vec<_> = morphosearch::engine::library::demo::samples(48)
         .map(|s| {
             let img = DynamicImage::ImageLuma8(s.image);
-            score(&analyse(&img, &Settings::default(), None).labels, &s.truth)
+            score(
+                &analyse(&img, &Settings::default(), None).full_labels(),
+                &s.truth,
+            )
         })
         .collect();
     let r = report(&scores);

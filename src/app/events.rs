@@ -71,6 +71,14 @@ impl MorphoApp {
                     self.report = Some(report);
                 }
                 Event::QueryImage { label, image } => {
+                    let rgba = image::DynamicImage::ImageRgba8(image);
+                    if crate::engine::imaging::preprocess::is_uniform(&rgba) {
+                        self.report_error(format!(
+                            "{label} is one grey level throughout (blank, all black or all \
+                             white): its results say nothing about particles"
+                        ));
+                    }
+                    let image = rgba.into_rgba8();
                     self.query_texture = Some(texture(ctx, "query", &image));
                     self.query_label = Some(label);
                     continue;
@@ -148,6 +156,7 @@ impl MorphoApp {
                         texture,
                     });
                 }
+                Event::Superseded => {}
                 Event::Cancelled => {
                     self.progress = None;
                     self.info(

@@ -142,6 +142,8 @@ pub enum Event {
         overlay: RgbaImage,
     },
     Cancelled,
+    /// A job dropped because a newer one of its kind replaced it (previews).
+    Superseded,
     Error(String),
 }
 
@@ -301,6 +303,9 @@ impl Worker {
             let last_preview = batch.iter().rposition(|j| matches!(j, Job::Preview { .. }));
             for (i, job) in batch.into_iter().enumerate() {
                 if matches!(job, Job::Preview { .. }) && Some(i) != last_preview {
+                    // Every job ends in exactly one event: the UI counts them to know when
+                    // the worker is idle.
+                    self.send(Event::Superseded);
                     continue;
                 }
                 if let Err(e) = self.handle(job) {

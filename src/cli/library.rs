@@ -121,6 +121,13 @@ pub(super) fn search_command(
     let stdout = std::io::stdout();
     for q in queries {
         let hits: Result<Vec<Hit>, Error> = load_image(q).and_then(|img| {
+            if crate::engine::imaging::preprocess::is_uniform(&img) {
+                eprintln!(
+                    "warning: {} is one grey level throughout (blank, all black or all white); \
+                     its results say nothing about particles",
+                    q.display()
+                );
+            }
             if sketch {
                 engine.search_sketch_image_where(&index, &img, top_k, &admit)
             } else {

@@ -341,7 +341,7 @@ pub fn particles_eval_command(args: &ParticlesEvalArgs) -> anyhow::Result<i32> {
                     bail!("{}: segmap size differs from the image", segmap.display());
                 }
                 let a = analyse(&img, &settings, None);
-                let s = score(&a.labels, &truth);
+                let s = score(&a.full_labels(), &truth);
                 if args.per_image {
                     eprintln!(
                         "{}",
@@ -359,7 +359,7 @@ pub fn particles_eval_command(args: &ParticlesEvalArgs) -> anyhow::Result<i32> {
             .par_iter()
             .map(|s| {
                 let img = image::DynamicImage::ImageLuma8(s.image.clone());
-                score(&analyse(&img, &settings, None).labels, &s.truth)
+                score(&analyse(&img, &settings, None).full_labels(), &s.truth)
             })
             .collect();
         collections.push(("demo", report(&scores)));

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 /// Everything the engine can fail with. User-facing text comes from `Display`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read or write {path}: {source}")]
+    // The I/O error's text is part of the message and not also its `source`, so a chain
+    // printed with `{:#}` does not say it twice.
+    #[error("{}", io_message(path, source))]
     Io {
         path: PathBuf,
-        #[source]
         source: std::io::Error,
     },
     #[error("cannot decode image {path}: {reason}")]
@@ -27,6 +28,23 @@ pub enum Error {
     Cancelled,
 }
 
+/// What an I/O failure on `path` means, in words ("… does not exist", not "os error 2").
+fn io_message(path: &std::path::Path, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let p = path.display();
+    match e.kind() {
+        ErrorKind::NotFound => format!("{p} does not exist"),
+        ErrorKind::PermissionDenied => format!("{p}: permission denied"),
+        ErrorKind::IsADirectory => format!("{p} is a folder, not a file"),
+        _ => {
+            let text = e.to_string();
+            // "No such device (os error 19)" -> "No such device".
+            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+            format!("cannot read or write {p}: {text}")
+        }
+    }
+}
+
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -37,5 +55,21 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_say_what_happened_once() {
+        let missing = std::fs::read("/nonexistent/q.png").expect_err("missing");
+        let e = anyhow::Error::from(Error::io("/nonexistent/q.png", missing));
+        let text = format!("{e:#}");
+        assert_eq!(text, "/nonexistent/q.png does not exist");
+        let folder = std::fs::read("/").expect_err("folder");
+        let text = Error::io("/", folder).to_string();
+        assert!(!text.contains("os error"), "{text}");
     }
 }

@@ -100,3 +100,64 @@ pub fn folder_checksums(dir: &Path) -> std::collections::BTreeMap<PathBuf, Strin
     }
     out
 }
+
+/// Files whose headers claim huge images ("decompression bombs") in a few hundred bytes:
+/// PNG 46000 x 46000 grey, BMP 30000 x 30000, TIFF 46000 x 46000, JPEG 60000 x 60000.
+pub fn write_crafted_headers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let mut out = Vec::new();
+    // PNG: signature, IHDR (grey 8-bit), one empty IDAT, IEND, each chunk with its CRC.
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        let mut crc = kind.to_vec();
+        crc.extend_from_slice(data);
+        c.extend_from_slice(&crc32fast::hash(&crc).to_be_bytes());
+        c
+    };
+    let mut ihdr = 46000u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&46000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    png.extend(chunk(b"IEND", &[]));
+    out.push(dir.join("bomb.png"));
+    std::fs::write(&out[0], png).expect("png");
+    // BMP: 24-bit, 30000 x 30000, no pixel data.
+    let mut bmp = b"BM".to_vec();
+    bmp.extend_from_slice(&(54u32 + 16).to_le_bytes());
+    bmp.extend_from_slice(&[0; 4]);
+    bmp.extend_from_slice(&54u32.to_le_bytes());
+    bmp.extend_from_slice(&40u32.to_le_bytes());
+    bmp.extend_from_slice(&30000i32.to_le_bytes());
+    bmp.extend_from_slice(&30000i32.to_le_bytes());
+    bmp.extend_from_slice(&1u16.to_le_bytes());
+    bmp.extend_from_slice(&24u16.to_le_bytes());
+    bmp.extend_from_slice(&[0; 24]);
+    bmp.extend_from_slice(&[0; 16]);
+    let p = dir.join("bomb.bmp");
+    std::fs::write(&p, bmp).expect("bmp");
+    out.push(p);
+    // TIFF: an 8 x 8 file whose width and length entries are patched to 46000.
+    let p = dir.join("bomb.tif");
+    tiff::write(&p, 8, 8, 8, vec![]);
+    let mut t = std::fs::read(&p).expect("tiff");
+    t[18..22].copy_from_slice(&46000u32.to_le_bytes());
+    t[30..34].copy_from_slice(&46000u32.to_le_bytes());
+    std::fs::write(&p, t).expect("tiff");
+    out.push(p);
+    // JPEG: SOI, a baseline SOF0 of 60000 x 60000 grey, EOI.
+    let mut jpg = vec![0xff, 0xd8, 0xff, 0xc0, 0x00, 0x0b, 0x08];
+    jpg.extend_from_slice(&60000u16.to_be_bytes());
+    jpg.extend_from_slice(&60000u16.to_be_bytes());
+    jpg.extend_from_slice(&[0x01, 0x01, 0x11, 0x00, 0xff, 0xd9]);
+    let p = dir.join("bomb.jpg");
+    std::fs::write(&p, jpg).expect("jpg");
+    out.push(p);
+    out
+}

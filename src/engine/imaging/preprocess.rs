@@ -1,9 +1,10 @@
 //! Decoding micrographs of any format and bit depth, stripping the instrument's data bar, and
 //! resizing to the network's square input (RGB, 0..255, channel-major).
 
+use std::borrow::Cow;
 use std::path::Path;
 
-use image::{DynamicImage, GenericImageView, ImageReader};
+use image::{DynamicImage, GenericImageView, ImageDecoder, ImageReader};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::error::{Error, Result};
@@ -65,10 +66,14 @@ pub struct Prepared {
     pub original: (u32, u32),
 }
 
-/// Largest image we agree to decode (bytes of decoded pixels).
-const MAX_DECODED_BYTES: u64 = 2 << 30;
+/// Largest image we agree to decode (bytes of decoded pixels): 384 MiB, e.g. 16-bit RGB
+/// 8192 x 8192 or 8-bit grey 19,000 x 19,000. Decoding, the data-bar copy and the reductions
+/// each hold about one such buffer, so indexing stays within 1.5 GiB whatever a file claims.
+pub const MAX_DECODED_BYTES: u64 = 384 << 20;
 
-/// Decodes an image file (png, jpg, tif/tiff incl. 16-bit, bmp, ...).
+/// Decodes an image file (png, jpg, tif/tiff incl. 16-bit, bmp, ...) within
+/// [`MAX_DECODED_BYTES`]: the size a file claims is checked before any pixel is allocated, so
+/// a 2 MB "decompression bomb" claiming 46000 x 46000 pixels is refused with a message.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
     let bad = |reason: String| Error::Image {
         path: path.to_path_buf(),
@@ -85,7 +90,18 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| bad(e.to_string()))?;
+    let decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
+    let (w, h) = decoder.dimensions();
+    let bytes = decoder.total_bytes();
+    if bytes > MAX_DECODED_BYTES {
+        return Err(bad(format!(
+            "{w} x {h} px would take {} MB to decode, more than the {} MB allowed; \
+             save a reduced copy (e.g. 8192 px a side) to index it",
+            bytes >> 20,
+            MAX_DECODED_BYTES >> 20
+        )));
+    }
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
     if img.width() == 0 || img.height() == 0 {
         return Err(bad("the image has no pixels".into()));
     }
@@ -155,6 +171,30 @@ pub fn detect_data_bar(gray: &[u8], width: u32, height: u32) -> u32 {
     rows as u32
 }
 
+/// The image without its bottom `bar` rows, ready to be resized to `size x size`. A large
+/// micrograph (over 4x `size`) is box-reduced to about 2x `size` first, and its data bar cut
+/// from the reduced copy: no full-size copy of it is ever made.
+pub fn without_data_bar(img: &DynamicImage, bar: u32, size: u32) -> Cow<'_, DynamicImage> {
+    let (w, h) = img.dimensions();
+    let bar = bar.min(h.saturating_sub(1));
+    let (cw, ch) = (w, h - bar);
+    if cw > 4 * size || ch > 4 * size {
+        let target = 2 * size;
+        let full_h = ((target as u64 * h as u64).div_ceil(ch.max(1) as u64) as u32).max(target);
+        let small = img.thumbnail_exact(target, full_h);
+        return Cow::Owned(if full_h > target {
+            small.crop_imm(0, 0, target, target)
+        } else {
+            small
+        });
+    }
+    if bar > 0 {
+        Cow::Owned(img.crop_imm(0, 0, cw, ch))
+    } else {
+        Cow::Borrowed(img)
+    }
+}
+
 /// Decodes, strips the data bar, resizes to `size x size` RGB in 0..255.
 pub fn prepare(img: &DynamicImage, settings: &Preprocess) -> Result<Prepared> {
     let (w, h) = img.dimensions();
@@ -165,28 +205,18 @@ pub fn prepare(img: &DynamicImage, settings: &Preprocess) -> Result<Prepared> {
     let bar = match settings.data_bar {
         DataBar::Keep => 0,
         DataBar::Rows(n) => n.min(h.saturating_sub(1)),
-        DataBar::Auto => {
-            let gray = img.to_luma8();
-            detect_data_bar(gray.as_raw(), w, h)
-        }
+        // Grey images are read in place; others are converted once (no copy of a large grey
+        // micrograph is made just to look at its bottom rows).
+        DataBar::Auto => match img.as_luma8() {
+            Some(gray) => detect_data_bar(gray.as_raw(), w, h),
+            None => detect_data_bar(img.to_luma8().as_raw(), w, h),
+        },
     };
-    let cropped = if bar > 0 {
-        img.crop_imm(0, 0, w, h - bar)
-    } else {
-        img.clone()
-    };
-    let (cw, ch) = cropped.dimensions();
-    let resized = if (cw, ch) == (size, size) {
-        cropped
-    } else {
-        // Large micrographs: a cheap integer box reduction first, then a proper filter.
-        let coarse = if cw > 4 * size || ch > 4 * size {
-            cropped.thumbnail_exact(2 * size, 2 * size)
-        } else {
-            cropped
-        };
-        coarse.resize_exact(size, size, image::imageops::FilterType::Triangle)
-    };
+    let resized = without_data_bar(img, bar, size).resize_exact(
+        size,
+        size,
+        image::imageops::FilterType::Triangle,
+    );
     let chw = to_chw_0_255(&resized);
     Ok(Prepared {
         chw,
@@ -226,21 +256,46 @@ fn to_chw_0_255(img: &DynamicImage) -> Vec<f32> {
     chw
 }
 
+/// Whether an image is one grey level throughout (all black, all white, blank): a query
+/// with it ranks the library by nothing a chemist can see.
+pub fn is_uniform(img: &DynamicImage) -> bool {
+    let small = img.thumbnail(256, 256).to_luma8();
+    let (lo, hi) = small
+        .as_raw()
+        .iter()
+        .fold((u8::MAX, u8::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    hi.saturating_sub(lo) <= 2
+}
+
 /// sha256 of the decoded pixels (with their size and layout), to find byte-identical images
 /// stored in different files or formats.
 pub fn pixel_hash(img: &DynamicImage) -> String {
     use sha2::{Digest, Sha256};
-    let rgb = img.to_rgb8();
-    let mut h = Sha256::new();
-    h.update(rgb.width().to_le_bytes());
-    h.update(rgb.height().to_le_bytes());
-    h.update(rgb.as_raw());
-    crate::engine::model::vgg::hex(&h.finalize())
+    let (w, h) = img.dimensions();
+    let mut hasher = Sha256::new();
+    hasher.update(w.to_le_bytes());
+    hasher.update(h.to_le_bytes());
+    // As 8-bit RGB, in bands of rows: a large micrograph is never converted whole.
+    const BAND: u32 = 256;
+    for y in (0..h).step_by(BAND as usize) {
+        let band = img.crop_imm(0, y, w, BAND.min(h - y)).to_rgb8();
+        hasher.update(band.as_raw());
+    }
+    crate::engine::model::vgg::hex(&hasher.finalize())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uniform_images_are_recognised() {
+        let black = DynamicImage::ImageLuma8(image::GrayImage::new(64, 64));
+        assert!(is_uniform(&black));
+        let mut dot = image::GrayImage::new(64, 64);
+        dot.put_pixel(10, 10, image::Luma([200]));
+        assert!(!is_uniform(&DynamicImage::ImageLuma8(dot)));
+    }
     use image::{GrayImage, ImageBuffer, Luma};
 
     fn micrograph(w: u32, h: u32) -> GrayImage {

@@ -67,9 +67,15 @@ pub struct Analysis {
     /// Size of the input image.
     pub width: u32,
     pub height: u32,
-    /// Rows cut off the bottom as a data bar.
+    /// Rows cut off the bottom as a data bar (rows of the input).
     pub data_bar_rows: u32,
-    /// Label image of the input's full size (0 = background, 1..n as in `particles`).
+    /// The input was analysed box-reduced by this factor (1 up to [`MAX_WORKING_SIDE`] px).
+    pub factor: u32,
+    /// Size of the analysed (reduced) image, data bar included.
+    pub work_width: u32,
+    pub work_height: u32,
+    /// Label image of the analysed size (0 = background, 1..n as in `particles`); see
+    /// [`Analysis::full_labels`] for the input's size.
     pub labels: Vec<u32>,
     /// Measures in pixels of the input image.
     pub particles: Vec<Particle>,
@@ -214,7 +220,30 @@ impl Analysis {
         summarise(&self.particles, self.pixel_size.clone())
     }
 
-    /// The label image as 16-bit grey; an error when there are more than 65,535 particles.
+    /// The label of pixel (x, y) of the input image.
+    fn label_at(&self, x: u32, y: u32) -> u32 {
+        let f = self.factor.max(1);
+        let (wx, wy) = (x / f, y / f);
+        if wx >= self.work_width || wy >= self.work_height {
+            return 0;
+        }
+        self.labels[(wy * self.work_width + wx) as usize]
+    }
+
+    /// The label image at the input's full size (nearest label; data bar rows 0).
+    pub fn full_labels(&self) -> Vec<u32> {
+        if self.factor <= 1 {
+            return self.labels.clone();
+        }
+        let mut out = Vec::with_capacity(self.width as usize * self.height as usize);
+        for y in 0..self.height {
+            out.extend((0..self.width).map(|x| self.label_at(x, y)));
+        }
+        out
+    }
+
+    /// The label image as 16-bit grey at the input's size; an error when there are more than
+    /// 65,535 particles.
     pub fn label_image(&self) -> Result<image::ImageBuffer<image::Luma<u16>, Vec<u16>>, String> {
         if self.particles.len() > u16::MAX as usize {
             return Err(format!(
@@ -222,9 +251,11 @@ impl Analysis {
                 self.particles.len()
             ));
         }
-        let data: Vec<u16> = self.labels.iter().map(|&l| l as u16).collect();
-        image::ImageBuffer::from_raw(self.width, self.height, data)
-            .ok_or_else(|| "label image size mismatch".to_string())
+        Ok(image::ImageBuffer::from_fn(
+            self.width,
+            self.height,
+            |x, y| image::Luma([self.label_at(x, y) as u16]),
+        ))
     }
 }
 
@@ -262,10 +293,16 @@ pub fn shape_colour(shape: Shape) -> [u8; 3] {
     }
 }
 
-/// The image in grey with every particle's outline drawn in its shape's colour.
+/// The image in grey (at the analysed size) with every particle's outline drawn in its shape's
+/// colour.
 pub fn outline_overlay(img: &DynamicImage, analysis: &Analysis) -> image::RgbaImage {
-    let grey = img.to_luma8();
-    let (w, h) = (analysis.width as usize, analysis.height as usize);
+    let (ww, wh) = (analysis.work_width, analysis.work_height);
+    let grey = if (img.width(), img.height()) == (ww, wh) {
+        img.to_luma8()
+    } else {
+        img.thumbnail_exact(ww, wh).to_luma8()
+    };
+    let (w, h) = (ww as usize, wh as usize);
     let mut colour = vec![None; analysis.particles.len() + 1];
     for p in &analysis.particles {
         if let Some(c) = colour.get_mut(p.label as usize) {
@@ -273,7 +310,7 @@ pub fn outline_overlay(img: &DynamicImage, analysis: &Analysis) -> image::RgbaIm
         }
     }
     let labels = &analysis.labels;
-    image::RgbaImage::from_fn(analysis.width, analysis.height, |x, y| {
+    image::RgbaImage::from_fn(ww, wh, |x, y| {
         let (x, y) = (x as usize, y as usize);
         let l = labels[y * w + x];
         let edge = l > 0
@@ -311,22 +348,29 @@ pub fn median_sorted(v: &[f64]) -> Option<f64> {
 /// (read it with [`scale::from_file`], or take the user's).
 pub fn analyse(img: &DynamicImage, settings: &Settings, pixel_size: Option<PixelSize>) -> Analysis {
     let (width, height) = (img.width(), img.height());
-    let grey = Grey::of(img);
+    // Large images are reduced before anything else (an integer box average on the stored
+    // pixels: no full-size float copy is ever made).
+    let factor = (width.max(height) as usize)
+        .div_ceil(MAX_WORKING_SIDE)
+        .max(1) as u32;
+    let reduced;
+    let work_img = if factor > 1 {
+        reduced = img.thumbnail_exact((width / factor).max(1), (height / factor).max(1));
+        &reduced
+    } else {
+        img
+    };
+    let grey = Grey::of(work_img);
+    let (work_width, work_height) = (grey.width as u32, grey.height as u32);
     let bar = match settings.data_bar {
         DataBar::Keep => 0,
-        DataBar::Rows(n) => n.min(height.saturating_sub(1)),
+        DataBar::Rows(n) => n.min(height.saturating_sub(1)).div_ceil(factor),
         DataBar::Auto => {
             let bytes: Vec<u8> = grey.values.iter().map(|v| (v * 255.0) as u8).collect();
-            detect_data_bar(&bytes, width, height)
+            detect_data_bar(&bytes, work_width, work_height)
         }
     };
-    let grey = grey.top_rows((height - bar) as usize);
-    let factor = grey
-        .width
-        .max(grey.height)
-        .div_ceil(MAX_WORKING_SIDE)
-        .max(1);
-    let work = grey.reduced(factor);
+    let work = grey.top_rows((work_height - bar.min(work_height)) as usize);
     let (w, h) = (work.width, work.height);
     let mut smooth = work.blurred(settings.smoothing_px);
     if settings.flatten > 0.0 {
@@ -340,7 +384,7 @@ pub fn analyse(img: &DynamicImage, settings: &Settings, pixel_size: Option<Pixel
     let seed = (settings.seed_height_px.max(0.0) * watershed::LEVELS_PER_PX).round() as u32;
     let (markers, _) = watershed::h_maxima_markers(&distance, w, h, seed);
     let basins = watershed::watershed(&distance, &markers, w, h);
-    let (labels, count) = keep_particles(&basins, w, h, settings);
+    let (mut labels, count) = keep_particles(&basins, w, h, settings);
     let mut particles = measure::measure_all(&labels, w, h, count);
     let f = factor as f64;
     for p in &mut particles {
@@ -351,18 +395,16 @@ pub fn analyse(img: &DynamicImage, settings: &Settings, pixel_size: Option<Pixel
         p.perimeter_px *= f;
         p.centroid_px = [p.centroid_px[0] * f, p.centroid_px[1] * f];
     }
-    // Back to the input's full size (nearest label; data bar rows and leftover columns 0).
-    let mut full = vec![0u32; width as usize * height as usize];
-    for y in 0..(h * factor).min(height as usize) {
-        for x in 0..(w * factor).min(width as usize) {
-            full[y * width as usize + x] = labels[(y / factor) * w + x / factor];
-        }
-    }
+    // The data bar rows (and any rows the reduction left) are background.
+    labels.resize(work_width as usize * work_height as usize, 0);
     Analysis {
         width,
         height,
-        data_bar_rows: bar,
-        labels: full,
+        data_bar_rows: (bar * factor).min(height),
+        factor,
+        work_width,
+        work_height,
+        labels,
         particles,
         pixel_size,
     }

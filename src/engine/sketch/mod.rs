@@ -58,18 +58,7 @@ impl SketchConfig {
 
 /// The grey image the contour pipeline starts from: data bar cut, resized to `size`.
 pub fn working_gray(img: &DynamicImage, size: u32, data_bar_rows: u32) -> GrayImage {
-    let (w, h) = (img.width(), img.height());
-    let cropped = if data_bar_rows > 0 && data_bar_rows < h {
-        img.crop_imm(0, 0, w, h - data_bar_rows)
-    } else {
-        img.clone()
-    };
-    let small = if cropped.width() > 4 * size || cropped.height() > 4 * size {
-        cropped.thumbnail_exact(2 * size, 2 * size)
-    } else {
-        cropped
-    };
-    small
+    crate::engine::imaging::preprocess::without_data_bar(img, data_bar_rows, size)
         .resize_exact(size, size, image::imageops::FilterType::Triangle)
         .to_luma8()
 }
