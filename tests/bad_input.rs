@@ -537,7 +537,10 @@ fn search_messages_say_what_is_wrong_once() {
     assert!(stderr.contains("missing.png does not exist"), "{stderr}");
     assert!(!stderr.contains("os error"), "{stderr}");
     assert!(!stderr.contains("cannot read or write"), "{stderr}");
-    assert!(stderr.contains("black.png is one grey level throughout"), "{stderr}");
+    assert!(
+        stderr.contains("black.png is one grey level throughout"),
+        "{stderr}"
+    );
     let out = bin()
         .args(["search", "--top-k", "0", "--index"])
         .arg(&index_path)

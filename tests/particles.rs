@@ -423,6 +423,10 @@ fn emps(test: &str) -> Option<PathBuf> {
 // The floor is what a classical Otsu + distance-watershed pipeline reaches with its seed height
 // tuned on the images themselves (F1@0.5 .45, count error .40, size error .23; FINDINGS.md).
 #[test]
+#[cfg_attr(
+    not(has_emps),
+    ignore = "needs ../shared/data/emps_train beside the project"
+)]
 fn segmentation_beats_the_classical_floor_on_emps_train() {
     let Some(dir) = emps("segmentation_beats_the_classical_floor_on_emps_train") else {
         return;

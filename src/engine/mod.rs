@@ -206,37 +206,71 @@ impl Engine {
                 }
             })
             .collect();
-        // The two similarities live on different scales: blend their z-scores over the database.
-        let z = |v: &[f32]| -> Vec<f32> {
-            let mean = v.iter().sum::<f32>() / v.len().max(1) as f32;
-            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len().max(1) as f32)
-                .sqrt()
-                .max(1e-6);
-            v.iter().map(|x| (x - mean) / sd).collect()
-        };
-        let mut hits: Vec<Hit> = if w <= 0.0 {
-            contour_scores
-                .iter()
-                .enumerate()
-                .map(|(i, &s)| Hit { entry: i, score: s })
-                .collect()
-        } else if w >= 1.0 {
-            image_scores
-                .iter()
-                .enumerate()
-                .map(|(i, &s)| Hit { entry: i, score: s })
-                .collect()
-        } else {
-            let (zc, zi) = (z(&contour_scores), z(&image_scores));
-            (0..n)
-                .map(|i| Hit {
-                    entry: i,
-                    score: (1.0 - w) * zc[i] + w * zi[i],
-                })
-                .collect()
-        };
+        let mut hits = blend_scores(&contour_scores, &image_scores, w);
         hits.retain(|h| admit(h.entry));
         index::partial_top(&mut hits, k);
         Ok((hits, views))
+    }
+}
+
+/// The sketch query's ranking of every entry from its two similarities: the contour one alone
+/// (`w` <= 0), the image one alone (`w` >= 1), or, between, their z-scores over the database
+/// blended as `(1 - w) z_contour + w z_image` (they live on different scales).
+pub fn blend_scores(contour: &[f32], image: &[f32], w: f32) -> Vec<Hit> {
+    let hits = |scores: &[f32]| -> Vec<Hit> {
+        scores
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| Hit { entry: i, score: s })
+            .collect()
+    };
+    if w <= 0.0 {
+        return hits(contour);
+    }
+    if w >= 1.0 {
+        return hits(image);
+    }
+    let z = |v: &[f32]| -> Vec<f32> {
+        let mean = v.iter().sum::<f32>() / v.len().max(1) as f32;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len().max(1) as f32)
+            .sqrt()
+            .max(1e-6);
+        v.iter().map(|x| (x - mean) / sd).collect()
+    };
+    let (zc, zi) = (z(contour), z(image));
+    let n = contour.len().min(image.len());
+    (0..n)
+        .map(|i| Hit {
+            entry: i,
+            score: (1.0 - w) * zc[i] + w * zi[i],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sketch_scores_blend_z_scores_of_both_similarities() {
+        // Contour similarity favours entry 0, image similarity entry 2, on different scales.
+        let contour = [0.9, 0.5, 0.1];
+        let image = [0.30, 0.31, 0.35];
+        let order = |h: Vec<Hit>| {
+            let mut h = h;
+            index::partial_top(&mut h, 3);
+            h.iter().map(|h| h.entry).collect::<Vec<_>>()
+        };
+        assert_eq!(order(blend_scores(&contour, &image, 0.0)), vec![0, 1, 2]);
+        assert_eq!(order(blend_scores(&contour, &image, 1.0)), vec![2, 1, 0]);
+        let half = blend_scores(&contour, &image, 0.5);
+        // z(contour) = [1.2247, 0, -1.2247]; z(image) = [-0.9258, -0.4629, 1.3887] (by hand).
+        let want = [0.1495, -0.2315, 0.0820];
+        for (h, w) in half.iter().zip(want) {
+            assert!((h.score - w).abs() < 1e-3, "{} vs {w}", h.score);
+        }
+        // A constant similarity adds nothing (its z-scores are 0), whatever its level.
+        let flat = blend_scores(&contour, &[0.7, 0.7, 0.7], 0.6);
+        assert_eq!(order(flat), vec![0, 1, 2]);
     }
 }

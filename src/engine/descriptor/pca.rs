@@ -139,7 +139,69 @@ mod tests {
         assert!((p.explained[0] - 1.0).abs() < 1e-4);
     }
 
+    fn random_rows(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as f32 / (1u64 << 31) as f32
+        };
+        (0..n).map(|_| (0..d).map(|_| next()).collect()).collect()
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (na * nb)
+    }
+
     proptest! {
+        /// With every axis kept and no whitening, PCA is a rotation of the centred data: the
+        /// cosine of two projected vectors is that of the centred originals, and the axes are
+        /// orthonormal.
+        #[test]
+        fn full_rank_projection_is_a_rotation_of_the_centred_data(
+            n in 12usize..40, d in 2usize..8, seed in 0u64..1000
+        ) {
+            let rows = random_rows(n, d, seed);
+            let p = Projection::fit(&rows, 200, false).expect("fit");
+            prop_assert_eq!(p.dims, d);
+            for i in 0..d {
+                for j in 0..d {
+                    let dot: f32 = (0..d).map(|k| p.components[i * d + k] * p.components[j * d + k]).sum();
+                    prop_assert!((dot - if i == j { 1.0 } else { 0.0 }).abs() < 1e-3, "axes {i} {j}: {dot}");
+                }
+            }
+            let centred = |r: &[f32]| -> Vec<f32> { r.iter().zip(&p.mean).map(|(x, m)| x - m).collect() };
+            for w in rows.windows(2) {
+                let want = cosine(&centred(&w[0]), &centred(&w[1]));
+                let got = cosine(&p.apply(&w[0]), &p.apply(&w[1]));
+                prop_assert!((want - got).abs() < 1e-3, "{want} vs {got}");
+            }
+        }
+
+        /// Whitening gives every kept axis unit variance over the fitted rows (before the L2
+        /// normalisation `apply` adds), and the explained fractions fall.
+        #[test]
+        fn whitened_axes_have_unit_variance(n in 20usize..40, d in 2usize..6, seed in 0u64..1000) {
+            let rows = random_rows(n, d, seed);
+            let p = Projection::fit(&rows, 200, true).expect("fit");
+            prop_assert!(p.explained.windows(2).all(|w| w[0] >= w[1] - 1e-6));
+            for axis in 0..p.dims {
+                let values: Vec<f32> = rows
+                    .iter()
+                    .map(|r| {
+                        let c: f32 = (0..d).map(|k| (r[k] - p.mean[k]) * p.components[axis * d + k]).sum();
+                        c * p.scales[axis]
+                    })
+                    .collect();
+                let var = values.iter().map(|v| v * v).sum::<f32>() / (n as f32 - 1.0);
+                prop_assert!((var - 1.0).abs() < 0.05 || (var * (n as f32 - 1.0) / n as f32 - 1.0).abs() < 0.05, "axis {axis}: {var}");
+            }
+        }
+
         #[test]
         fn projected_vectors_are_unit_and_dims_bounded(
             n in 2usize..30, d in 1usize..12, seed in 0u64..1000, whiten: bool

@@ -288,6 +288,28 @@ pub fn pixel_hash(img: &DynamicImage) -> String {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Any bytes as an image file, plain or behind a PNG / TIFF / JPEG / BMP signature:
+        /// an image or a clear error, never a panic.
+        #[test]
+        fn arbitrary_image_bytes_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..800),
+            signature in 0usize..5,
+        ) {
+            let prefix: &[u8] = [&b""[..], b"\x89PNG\r\n\x1a\n", b"II*\0", b"\xff\xd8\xff", b"BM"][signature];
+            let tmp = tempfile::tempdir().expect("tmp");
+            let path = tmp.path().join("x.img");
+            let mut bytes = prefix.to_vec();
+            bytes.extend_from_slice(&body);
+            std::fs::write(&path, &bytes).expect("write");
+            if let Ok(img) = load_image(&path) {
+                proptest::prop_assert!(img.width() > 0 && img.height() > 0);
+                let _ = prepare(&img, &Preprocess::default());
+            }
+        }
+    }
+
     #[test]
     fn uniform_images_are_recognised() {
         let black = DynamicImage::ImageLuma8(image::GrayImage::new(64, 64));

@@ -753,4 +753,49 @@ mod table_format_tests {
             "{text}"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+        /// Any bytes, as a table: a table or a clear error, never a panic; every warning and
+        /// error prints without control characters.
+        #[test]
+        fn arbitrary_table_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let path = tmp.path().join("t.csv");
+            std::fs::write(&path, &bytes).expect("write");
+            match read_table(&path, &images(5), None) {
+                Ok(t) => proptest::prop_assert!(t.warnings.len() <= 4 * (WARNINGS_PER_KIND + 1)),
+                Err(e) => proptest::prop_assert!(!e.to_string().chars().any(|c| c.is_control() && c != '\n')),
+            }
+        }
+
+        /// Tables of random cells in every delimiter and encoding read back the same cells.
+        #[test]
+        fn delimiters_and_encodings_round_trip(
+            cells in proptest::collection::vec("[a-z0-9 .µ]{0,6}", 3..30),
+            delimiter in proptest::sample::select(vec![',', ';', '\t']),
+            utf16 in proptest::prelude::any::<bool>(),
+        ) {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let path = tmp.path().join("t.csv");
+            let sep = delimiter.to_string();
+            let mut text = format!("file{sep}a{sep}b\n");
+            for (i, chunk) in cells.chunks(2).enumerate() {
+                text.push_str(&format!("{}.tif{sep}{}{sep}{}\n", i % 5, chunk[0].trim(), chunk.get(1).map_or("", |c| c.trim())));
+            }
+            let bytes = if utf16 {
+                let mut b = vec![0xff, 0xfe];
+                for u in text.encode_utf16() {
+                    b.extend_from_slice(&u.to_le_bytes());
+                }
+                b
+            } else {
+                text.into_bytes()
+            };
+            std::fs::write(&path, &bytes).expect("write");
+            let t = read_table(&path, &images(5), Some("file")).expect("table");
+            proptest::prop_assert_eq!(t.columns.clone(), vec!["a".to_string(), "b".to_string()]);
+            proptest::prop_assert!(!t.rows.is_empty());
+        }
+    }
 }

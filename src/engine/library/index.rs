@@ -536,6 +536,82 @@ mod tests {
     }
 
     #[test]
+    fn near_duplicates_are_found_above_the_threshold_only() {
+        let mut idx = toy_index(12);
+        // Entry 5 becomes a slightly changed copy of entry 3 (other pixels, same look).
+        let mut near = idx.entries[3].raw.clone();
+        near[0] += 0.02;
+        l2_normalise(&mut near);
+        idx.entries[5].raw = near;
+        idx.entries[5].pixel_hash = "unique".into();
+        idx.refit();
+        let dups = idx.duplicates(NEAR_DUPLICATE_THRESHOLD);
+        let pair = dups
+            .iter()
+            .find(|d| (d.a, d.b) == (3, 5))
+            .expect("the near copy");
+        assert!(
+            !pair.exact && pair.score >= NEAR_DUPLICATE_THRESHOLD,
+            "{pair:?}"
+        );
+        assert!(dups
+            .iter()
+            .all(|d| d.exact || d.score >= NEAR_DUPLICATE_THRESHOLD));
+        let strict = idx.duplicates(pair.score + 1e-4);
+        assert!(!strict.iter().any(|d| (d.a, d.b) == (3, 5)));
+    }
+
+    /// More than two chunks of rows: the parallel path (rayon over 4,096-row chunks) gives the
+    /// same ranking as a full sort.
+    #[test]
+    fn parallel_top_k_over_many_rows_equals_a_full_sort() {
+        let (n, dims) = (20_000usize, 16usize);
+        let mut s = 7u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as f32 / (1u64 << 31) as f32 - 0.5
+        };
+        let vectors: Vec<f32> = (0..n * dims).map(|_| next()).collect();
+        let query: Vec<f32> = (0..dims).map(|_| next()).collect();
+        for k in [1usize, 10, 5000] {
+            let got = top_k(&vectors, dims, &query, k, &|i| i % 7 == 0);
+            let mut all: Vec<Hit> = (0..n)
+                .filter(|i| i % 7 != 0)
+                .map(|i| Hit {
+                    entry: i,
+                    score: dot(&vectors[i * dims..(i + 1) * dims], &query),
+                })
+                .collect();
+            all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entry.cmp(&b.entry)));
+            all.truncate(k);
+            assert_eq!(got, all, "k = {k}");
+        }
+    }
+
+    proptest! {
+        /// Arbitrary bytes, and every truncation of a valid index, are refused with a message.
+        #[test]
+        fn damaged_index_files_give_errors_not_panics(garbage in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..10_000) {
+            let dir = tempfile::tempdir().expect("tmp");
+            let path = dir.path().join("x.msidx");
+            std::fs::write(&path, &garbage).expect("write");
+            prop_assert!(Index::load(&path).is_err());
+            let good = toy_index(4);
+            good.save(&path).expect("save");
+            let bytes = std::fs::read(&path).expect("read");
+            let cut = cut % bytes.len();
+            std::fs::write(&path, &bytes[..cut]).expect("write");
+            prop_assert!(Index::load(&path).is_err());
+            let mut header_ok = bytes[..24.min(bytes.len())].to_vec();
+            header_ok.extend_from_slice(&garbage);
+            std::fs::write(&path, &header_ok).expect("write");
+            prop_assert!(Index::load(&path).is_err());
+        }
+    }
+
+    #[test]
     fn finds_itself_first_and_exact_duplicates() {
         let idx = toy_index(12);
         for i in 0..12 {
