@@ -550,3 +550,32 @@ fn search_messages_say_what_is_wrong_once() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--top-k 0"));
 }
+
+#[test]
+fn changing_only_the_contour_settings_redraws_contours_and_keeps_image_descriptors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("db");
+    common::write_particles(&db, 6);
+    let index_path = tmp.path().join("i.msidx");
+    let mut j = job(&db, &index_path);
+    let (first, _) = index_with(common::engine(), &j).expect("first");
+    j.sketch.contours.blur_sigma += 1.5;
+    let (second, report) = index_with(common::engine(), &j).expect("second");
+    assert!(
+        report.notes.iter().any(|n| n.contains("contour settings changed")),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(second.len(), 6);
+    for (a, b) in first.entries.iter().zip(&second.entries) {
+        assert_eq!(a.path, b.path);
+        assert_eq!(a.raw, b.raw, "the image descriptor of {} was kept", a.path);
+        assert_ne!(a.sketch_raw, b.sketch_raw, "the contours of {} were redrawn", a.path);
+    }
+    // Only the image weight (a query-time setting) changed: nothing is redrawn.
+    j.sketch.image_weight = 0.3;
+    let (third, _) = index_with(common::engine(), &j).expect("third");
+    for (b, c) in second.entries.iter().zip(&third.entries) {
+        assert_eq!(b.sketch_raw, c.sketch_raw);
+    }
+}

@@ -582,3 +582,58 @@ impl Worker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thumbnail_events(rx: &Receiver<Event>, n: usize) -> Vec<(u64, usize, bool)> {
+        (0..n)
+            .map(|_| match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+                Ok(Event::Thumbnail {
+                    generation,
+                    entry,
+                    image,
+                }) => (generation, entry, image.is_ok()),
+                other => panic!("expected a thumbnail, got {other:?}"),
+            })
+            .collect()
+    }
+
+    /// The latest request replaces what is still queued; results carry their generation, an
+    /// unreadable file is an error result (not a lost request), and thumbnails are small.
+    #[test]
+    fn thumbnail_loader_serves_the_latest_request_and_reports_failures() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut paths = Vec::new();
+        for i in 0..6 {
+            let p = tmp.path().join(format!("{i}.png"));
+            image::GrayImage::from_pixel(400, 300, image::Luma([40 * i as u8])).save(&p).expect("png");
+            paths.push(p);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let loader = ThumbnailLoader::spawn(tx, Arc::new(|| {})).expect("spawn");
+        let req = |e: usize| ThumbnailRequest {
+            entry: e,
+            path: paths[e].clone(),
+        };
+        // Hold the loader's lock while queueing twice, so the first queue is surely replaced.
+        {
+            let (lock, _) = &*loader.queue;
+            let mut q = lock.lock().expect("lock");
+            q.generation = 1;
+            q.pending = (0..5).map(req).collect();
+        }
+        loader.request(2, vec![req(5), ThumbnailRequest { entry: 9, path: tmp.path().join("missing.png") }]);
+        let got = thumbnail_events(&rx, 2);
+        assert_eq!(got, vec![(2, 5, true), (2, 9, false)]);
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "nothing else was made");
+        loader.request(3, vec![req(1)]);
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(Event::Thumbnail { image: Ok(img), .. }) => {
+                assert!(img.width() <= THUMB_SIZE && img.height() <= THUMB_SIZE);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
