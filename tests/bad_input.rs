@@ -562,7 +562,10 @@ fn changing_only_the_contour_settings_redraws_contours_and_keeps_image_descripto
     j.sketch.contours.blur_sigma += 1.5;
     let (second, report) = index_with(common::engine(), &j).expect("second");
     assert!(
-        report.notes.iter().any(|n| n.contains("contour settings changed")),
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("contour settings changed")),
         "{:?}",
         report.notes
     );
@@ -570,7 +573,11 @@ fn changing_only_the_contour_settings_redraws_contours_and_keeps_image_descripto
     for (a, b) in first.entries.iter().zip(&second.entries) {
         assert_eq!(a.path, b.path);
         assert_eq!(a.raw, b.raw, "the image descriptor of {} was kept", a.path);
-        assert_ne!(a.sketch_raw, b.sketch_raw, "the contours of {} were redrawn", a.path);
+        assert_ne!(
+            a.sketch_raw, b.sketch_raw,
+            "the contours of {} were redrawn",
+            a.path
+        );
     }
     // Only the image weight (a query-time setting) changed: nothing is redrawn.
     j.sketch.image_weight = 0.3;

@@ -538,7 +538,7 @@ fn indexed_particle_statistics_restrict_a_search_and_come_with_each_result() {
     assert_eq!(v["results"].as_array().map(Vec::len), Some(0));
     let bad = search(&["--shape", "blob"]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("use sphere, cube"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: sphere, cube"));
     let zero = bin()
         .args(["search", "--top-k", "0", "--index"])
         .arg(&index)

@@ -589,14 +589,16 @@ mod tests {
 
     fn thumbnail_events(rx: &Receiver<Event>, n: usize) -> Vec<(u64, usize, bool)> {
         (0..n)
-            .map(|_| match rx.recv_timeout(std::time::Duration::from_secs(20)) {
-                Ok(Event::Thumbnail {
-                    generation,
-                    entry,
-                    image,
-                }) => (generation, entry, image.is_ok()),
-                other => panic!("expected a thumbnail, got {other:?}"),
-            })
+            .map(
+                |_| match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+                    Ok(Event::Thumbnail {
+                        generation,
+                        entry,
+                        image,
+                    }) => (generation, entry, image.is_ok()),
+                    other => panic!("expected a thumbnail, got {other:?}"),
+                },
+            )
             .collect()
     }
 
@@ -608,7 +610,9 @@ mod tests {
         let mut paths = Vec::new();
         for i in 0..6 {
             let p = tmp.path().join(format!("{i}.png"));
-            image::GrayImage::from_pixel(400, 300, image::Luma([40 * i as u8])).save(&p).expect("png");
+            image::GrayImage::from_pixel(400, 300, image::Luma([40 * i as u8]))
+                .save(&p)
+                .expect("png");
             paths.push(p);
         }
         let (tx, rx) = std::sync::mpsc::channel();
@@ -624,10 +628,23 @@ mod tests {
             q.generation = 1;
             q.pending = (0..5).map(req).collect();
         }
-        loader.request(2, vec![req(5), ThumbnailRequest { entry: 9, path: tmp.path().join("missing.png") }]);
+        loader.request(
+            2,
+            vec![
+                req(5),
+                ThumbnailRequest {
+                    entry: 9,
+                    path: tmp.path().join("missing.png"),
+                },
+            ],
+        );
         let got = thumbnail_events(&rx, 2);
         assert_eq!(got, vec![(2, 5, true), (2, 9, false)]);
-        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "nothing else was made");
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "nothing else was made"
+        );
         loader.request(3, vec![req(1)]);
         match rx.recv_timeout(std::time::Duration::from_secs(20)) {
             Ok(Event::Thumbnail { image: Ok(img), .. }) => {

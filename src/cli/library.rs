@@ -106,7 +106,7 @@ pub(super) fn search_command(
     if let Some(w) = index.partial_warning() {
         eprintln!("warning: {w}");
     }
-    let engine = Engine::load(model.weights.as_deref(), &model.device)?;
+    let engine = Engine::load(model.weights.as_deref(), model.device.name())?;
     engine.check_index(&index)?;
     let admit = |i: usize| filter.admits(index.entries[i].particles.as_ref());
     if !filter.is_empty() {

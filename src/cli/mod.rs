@@ -24,9 +24,11 @@ use crate::engine::sketch::edges::{contour_steps, ContourSettings, EdgeSource};
 use crate::engine::sketch::SketchConfig;
 use crate::engine::{Engine, Error};
 
+mod args;
 mod library;
 pub mod particles;
 
+pub use args::{DeviceArg, PolarityArg, PoolingArg, ShapeArg};
 pub use library::shape_labels;
 use library::{duplicates_command, index_command, map_command, search_command};
 
@@ -51,9 +53,9 @@ pub struct ModelArgs {
     /// vgg16.tv_in1k file (enables --pooling fc2).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// auto (CUDA when built with the `cuda` feature and a GPU is present), cpu or cuda.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// Where the network runs.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,9 +74,9 @@ pub enum Command {
         index: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
-        /// Descriptor pooling: gem, max, avg, rmac, or fc2 (full weights only).
-        #[arg(long, default_value = "gem")]
-        pooling: String,
+        /// Descriptor pooling (fc2 needs the full weights).
+        #[arg(long, value_enum, default_value_t = PoolingArg::Gem)]
+        pooling: PoolingArg,
         /// Add horizontal and vertical mirror images to each database descriptor.
         #[arg(long)]
         flips: bool,
@@ -88,8 +90,8 @@ pub enum Command {
         #[arg(long, default_value = "auto")]
         data_bar: String,
         /// Pooling of the contour drawings' features (sketch search).
-        #[arg(long, default_value = "max")]
-        sketch_pooling: String,
+        #[arg(long, value_enum, default_value_t = PoolingArg::Max)]
+        sketch_pooling: PoolingArg,
         /// Side of the contour drawings fed to the network (sketch search).
         #[arg(long, default_value_t = 224)]
         sketch_size: u32,
@@ -119,10 +121,9 @@ pub enum Command {
         /// Queries are sketches (drawings of particle outlines).
         #[arg(long)]
         sketch: bool,
-        /// Only images whose most abundant particle shape is this (sphere, cube, rod,
-        /// elongated, irregular).
-        #[arg(long)]
-        shape: Option<String>,
+        /// Only images whose most abundant particle shape is this.
+        #[arg(long, value_enum)]
+        shape: Option<ShapeArg>,
         /// Only images whose median particle size (ECD) is in this range of nm, e.g. 200-400.
         #[arg(long)]
         size_nm: Option<String>,
@@ -302,7 +303,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             pixel_size_column,
         } => {
             let features = FeatureConfig {
-                pooling: pooling.parse::<Pooling>()?,
+                pooling: Pooling::from(pooling),
                 flips,
                 preprocess: Preprocess {
                     data_bar: data_bar.parse::<DataBar>()?,
@@ -310,7 +311,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 },
             };
             let index_path = index.unwrap_or_else(|| default_index_path(&db_dir));
-            let engine = Engine::load(model.weights.as_deref(), &model.device)?;
+            let engine = Engine::load(model.weights.as_deref(), model.device.name())?;
             let job = IndexJob {
                 pixel_size_column: pixel_size_column.clone(),
                 db_dir,
@@ -321,7 +322,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 pca_dims: pca_dims.min(MAX_PCA_DIMS),
                 whiten,
                 sketch: SketchConfig {
-                    pooling: sketch_pooling.parse::<Pooling>()?,
+                    pooling: Pooling::from(sketch_pooling),
                     input_size: sketch_size.clamp(32, 1024),
                     fill: !sketch_lines,
                     layer: sketch_layer,
@@ -348,10 +349,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     .map_err(anyhow::Error::msg)
             };
             let filter = crate::engine::particles::ParticleFilter {
-                shape: shape
-                    .map(|s| s.parse::<crate::engine::particles::Shape>())
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
+                shape: shape.map(crate::engine::particles::Shape::from),
                 size_nm: range(size_nm)?,
                 size_px: range(size_px)?,
             };
@@ -477,7 +475,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             model,
         } => {
             let idx = Index::load(&index)?;
-            let engine = Engine::load(model.weights.as_deref(), &model.device)?;
+            let engine = Engine::load(model.weights.as_deref(), model.device.name())?;
             engine.check_index(&idx)?;
             let shapes = shape_labels(&labels, &idx)?;
             let r = crate::engine::sketch::sketchgen::evaluate(
@@ -509,7 +507,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             indexing,
             model,
         } => {
-            let load = || Ok(Engine::load(model.weights.as_deref(), &model.device)?);
+            let load = || Ok(Engine::load(model.weights.as_deref(), model.device.name())?);
             let figures = match indexing {
                 Some(n) => crate::app::bench::indexing(&load()?, n)?,
                 None => crate::app::bench::run(load, images.as_deref(), runs.max(1))?,

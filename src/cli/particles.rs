@@ -18,9 +18,9 @@ use crate::engine::particles::{analyse, scale, Analysis, PixelSize, Settings, Sh
 /// Segmentation settings on the command line.
 #[derive(Debug, Args, Clone)]
 pub struct SegmentArgs {
-    /// Particles brighter (SEM) or darker (TEM) than the background: auto, bright, dark.
-    #[arg(long, default_value = "auto")]
-    pub polarity: String,
+    /// Particles brighter (SEM) or darker (TEM) than the background.
+    #[arg(long, value_enum, default_value_t = super::PolarityArg::Auto)]
+    pub polarity: super::PolarityArg,
     /// Watershed marker height (px of distance): lower splits more.
     #[arg(long)]
     pub seed_height: Option<f32>,
@@ -49,10 +49,7 @@ impl SegmentArgs {
         let d = Settings::default();
         let settings = Settings {
             data_bar: self.data_bar.parse::<DataBar>()?,
-            polarity: self
-                .polarity
-                .parse::<Polarity>()
-                .map_err(anyhow::Error::msg)?,
+            polarity: Polarity::from(self.polarity),
             smoothing_px: self.smoothing.unwrap_or(d.smoothing_px),
             relative_min_area: self.relative_min_area.unwrap_or(d.relative_min_area),
             flatten: self.flatten.unwrap_or(d.flatten),
