@@ -586,3 +586,36 @@ fn changing_only_the_contour_settings_redraws_contours_and_keeps_image_descripto
         assert_eq!(b.sketch_raw, c.sketch_raw);
     }
 }
+
+/// A file name that is not UTF-8 (Latin-1 "café" from an old instrument PC) is indexed,
+/// searched and shown like any other, under its lossy name.
+#[cfg(unix)]
+#[test]
+fn file_names_that_are_not_utf8_are_indexed() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("db");
+    common::write_particles(&db, 3);
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    std::fs::copy(db.join("img1.png"), db.join(name)).expect("copy");
+    std::fs::remove_file(db.join("img1.png")).expect("rm");
+    let index_path = tmp.path().join("i.msidx");
+    let (index, report) = index_with(common::engine(), &job(&db, &index_path)).expect("index");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(index.len(), 3);
+    let entry = index
+        .entries
+        .iter()
+        .position(|e| e.path == "caf\u{fffd}.png")
+        .expect("indexed under its lossy name");
+    let path = morphosearch::engine::library::database::resolve(&db, &index.entries[entry].path);
+    assert_eq!(path.file_name(), Some(name), "the real file is found again");
+    let hits = common::engine()
+        .search_image(
+            &index,
+            &morphosearch::engine::imaging::preprocess::load_image(&path).expect("decodes"),
+            1,
+        )
+        .expect("search");
+    assert_eq!(hits[0].entry, entry);
+}

@@ -189,7 +189,7 @@ impl MorphoApp {
                 .filter_map(|&entry| {
                     index.entries.get(entry).map(|e| ThumbnailRequest {
                         entry,
-                        path: index.db_dir.join(&e.path),
+                        path: crate::engine::library::database::resolve(&index.db_dir, &e.path),
                     })
                 })
                 .collect();

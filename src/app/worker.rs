@@ -402,7 +402,13 @@ impl Worker {
                             .entries
                             .get(i)
                             .ok_or_else(|| Error::Index("no such sample".into()))?;
-                        (e.path.clone(), load_image(&index.db_dir.join(&e.path))?)
+                        (
+                            e.path.clone(),
+                            load_image(&crate::engine::library::database::resolve(
+                                &index.db_dir,
+                                &e.path,
+                            ))?,
+                        )
                     }
                 };
                 self.send(Event::QueryImage {
@@ -455,7 +461,8 @@ impl Worker {
                             .entries
                             .get(entry)
                             .ok_or_else(|| Error::Index("no such sample".into()))?;
-                        let path = index.db_dir.join(&e.path);
+                        let path =
+                            crate::engine::library::database::resolve(&index.db_dir, &e.path);
                         let img = load_image(&path)?;
                         let scale = particles::scale::from_file(&path, img.width())
                             .or_else(|| e.particles.as_ref().and_then(|s| s.pixel_size.clone()))
@@ -479,7 +486,10 @@ impl Worker {
                     .entries
                     .get(entry)
                     .ok_or_else(|| Error::Index("no such sample".into()))?;
-                let img = load_image(&index.db_dir.join(&e.path))?;
+                let img = load_image(&crate::engine::library::database::resolve(
+                    &index.db_dir,
+                    &e.path,
+                ))?;
                 let gray = working_gray(
                     &img,
                     384.min(img.width().max(img.height())),

@@ -49,6 +49,36 @@ pub fn scan_images(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The file `rel` (a relative path as [`scan_images`] gives it) names inside `db_dir`. Names
+/// that are not UTF-8 are kept as their lossy text (with U+FFFD for the bad bytes), which is
+/// what tables and the app show; such a component is found again by comparing the folder's
+/// entries' lossy names, so these files are indexed and opened like any other.
+pub fn resolve(db_dir: &Path, rel: &str) -> PathBuf {
+    let direct = db_dir.join(rel);
+    if !rel.contains('\u{fffd}') || direct.exists() {
+        return direct;
+    }
+    let mut path = db_dir.to_path_buf();
+    for part in rel.split('/') {
+        let exact = path.join(part);
+        if !part.contains('\u{fffd}') || exact.exists() {
+            path = exact;
+            continue;
+        }
+        let found = std::fs::read_dir(&path).ok().and_then(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name())
+                .find(|name| name.to_string_lossy() == part)
+        });
+        path = match found {
+            Some(name) => path.join(name),
+            None => exact,
+        };
+    }
+    path
+}
+
 fn rel_string(rel: &Path) -> String {
     rel.components()
         .map(|c| c.as_os_str().to_string_lossy())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use crate::engine::descriptor::features::{describe, describe_pooled, FeatureConfig, BATCH_SIZE};
 use crate::engine::error::{Error, Result};
 use crate::engine::imaging::preprocess::{load_image, pixel_hash, prepare, DataBar, Prepared};
-use crate::engine::library::database::{absolute, read_table, scan_images, ParamValue};
+use crate::engine::library::database::{absolute, read_table, resolve, scan_images, ParamValue};
 use crate::engine::library::files::IndexLock;
 use crate::engine::library::index::{
     DuplicatePair, Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD,
@@ -88,7 +88,7 @@ fn decode_one(
     features: &FeatureConfig,
     sketch: &SketchConfig,
 ) -> Result<Decoded> {
-    let path = db_dir.join(rel);
+    let path = resolve(db_dir, rel);
     let (size_bytes, modified_ns) = file_stamp(&path)?;
     let img = load_image(&path)?;
     let prepared = prepare(&img, &features.preprocess)?;
@@ -245,7 +245,7 @@ pub fn build_index(
     let mut kept: HashMap<String, Entry> = HashMap::new();
     let mut todo: Vec<(String, bool)> = Vec::new();
     for rel in &images {
-        let stamp = file_stamp(&db_dir.join(rel)).ok();
+        let stamp = file_stamp(&resolve(&db_dir, rel)).ok();
         match reusable.remove(rel) {
             Some(e) if stamp == Some((e.size_bytes, e.modified_ns)) && sketch_same => {
                 kept.insert(rel.clone(), e);

@@ -229,7 +229,9 @@ pub fn evaluate(
     for t in 0..n {
         let i = (t as f64 * step) as usize;
         let e = &index.entries[i];
-        let img = crate::engine::imaging::preprocess::load_image(&index.db_dir.join(&e.path))?;
+        let img = crate::engine::imaging::preprocess::load_image(
+            &crate::engine::library::database::resolve(&index.db_dir, &e.path),
+        )?;
         let drawing = crate::engine::sketch::drawing_of_image(&img, config, e.data_bar_rows)?;
         let traced = tracing(&drawing, &mut rng, 0.1, config.contours.line_width_px);
         if crate::engine::sketch::is_blank(&traced) {
