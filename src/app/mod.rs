@@ -7,6 +7,7 @@ pub mod bench;
 mod events;
 mod input;
 mod panels;
+pub mod thumbnails;
 pub mod worker;
 
 use std::collections::HashSet;

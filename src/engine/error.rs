@@ -7,11 +7,9 @@ use std::path::PathBuf;
 pub enum Error {
     // The I/O error's text is part of the message and not also its `source`, so a chain
     // printed with `{:#}` does not say it twice.
-    #[error("{}", io_message(path, source))]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // (Not named `source`: thiserror would make a field of that name the error's source.)
+    #[error("{}", io_message(path, io))]
+    Io { path: PathBuf, io: std::io::Error },
     #[error("cannot decode image {path}: {reason}")]
     Image { path: PathBuf, reason: String },
     #[error("{0}")]
@@ -53,7 +51,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            io: source,
         }
     }
 }

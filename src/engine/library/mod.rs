@@ -6,3 +6,4 @@ pub mod demo;
 pub mod files;
 pub mod index;
 pub mod indexer;
+pub mod table;

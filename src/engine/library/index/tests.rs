@@ -1,0 +1,193 @@
+//! Tests of the parent module.
+
+use super::*;
+use proptest::prelude::*;
+
+pub(crate) fn toy_index(n: usize) -> Index {
+    let config = IndexConfig {
+        weights_sha256: "w".into(),
+        features: FeatureConfig::default(),
+        pca_dims: MAX_PCA_DIMS,
+        whiten: false,
+        sketch: SketchConfig::default(),
+    };
+    let mut idx = Index::new(config, PathBuf::from("/db"));
+    for i in 0..n {
+        let mut raw: Vec<f32> = (0..8).map(|k| ((i * 7 + k * 3) % 11) as f32).collect();
+        l2_normalise(&mut raw);
+        idx.entries.push(Entry {
+            path: format!("{i}.png"),
+            size_bytes: 1,
+            modified_ns: 1,
+            pixel_hash: format!("h{}", i % (n - 1).max(1)),
+            width: 1,
+            height: 1,
+            data_bar_rows: 0,
+            sketch_raw: raw.iter().rev().copied().collect(),
+            particles: None,
+            raw,
+        });
+        idx.params.push(Vec::new());
+    }
+    idx.refit();
+    idx
+}
+
+#[test]
+fn save_load_round_trip_and_damage_detection() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("x.msidx");
+    let idx = toy_index(12);
+    idx.save(&path).expect("save");
+    assert_eq!(Index::load(&path).expect("load"), idx);
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+    assert!(Index::load(&path)
+        .expect_err("truncated")
+        .to_string()
+        .contains("truncated"));
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 3;
+    flipped[last] ^= 0x55;
+    std::fs::write(&path, &flipped).expect("flip");
+    assert!(Index::load(&path)
+        .expect_err("corrupt")
+        .to_string()
+        .contains("corrupt"));
+    let mut old = bytes;
+    old[8] = 0;
+    std::fs::write(&path, &old).expect("old");
+    assert!(Index::load(&path)
+        .expect_err("old")
+        .to_string()
+        .contains("old format"));
+}
+
+#[test]
+fn near_duplicates_are_found_above_the_threshold_only() {
+    let mut idx = toy_index(12);
+    // Entry 5 becomes a slightly changed copy of entry 3 (other pixels, same look).
+    let mut near = idx.entries[3].raw.clone();
+    near[0] += 0.02;
+    l2_normalise(&mut near);
+    idx.entries[5].raw = near;
+    idx.entries[5].pixel_hash = "unique".into();
+    idx.refit();
+    let dups = idx.duplicates(NEAR_DUPLICATE_THRESHOLD);
+    let pair = dups
+        .iter()
+        .find(|d| (d.a, d.b) == (3, 5))
+        .expect("the near copy");
+    assert!(
+        !pair.exact && pair.score >= NEAR_DUPLICATE_THRESHOLD,
+        "{pair:?}"
+    );
+    assert!(dups
+        .iter()
+        .all(|d| d.exact || d.score >= NEAR_DUPLICATE_THRESHOLD));
+    let strict = idx.duplicates(pair.score + 1e-4);
+    assert!(!strict.iter().any(|d| (d.a, d.b) == (3, 5)));
+}
+
+/// More than two chunks of rows: the parallel path (rayon over 4,096-row chunks) gives the
+/// same ranking as a full sort.
+#[test]
+fn parallel_top_k_over_many_rows_equals_a_full_sort() {
+    let (n, dims) = (20_000usize, 16usize);
+    let mut s = 7u64;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 33) as f32 / (1u64 << 31) as f32 - 0.5
+    };
+    let vectors: Vec<f32> = (0..n * dims).map(|_| next()).collect();
+    let query: Vec<f32> = (0..dims).map(|_| next()).collect();
+    for k in [1usize, 10, 5000] {
+        let got = top_k(&vectors, dims, &query, k, &|i| i % 7 == 0);
+        let mut all: Vec<Hit> = (0..n)
+            .filter(|i| i % 7 != 0)
+            .map(|i| Hit {
+                entry: i,
+                score: dot(&vectors[i * dims..(i + 1) * dims], &query),
+            })
+            .collect();
+        all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entry.cmp(&b.entry)));
+        all.truncate(k);
+        assert_eq!(got, all, "k = {k}");
+    }
+}
+
+proptest! {
+    /// Arbitrary bytes, and every truncation of a valid index, are refused with a message.
+    #[test]
+    fn damaged_index_files_give_errors_not_panics(garbage in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..10_000) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("x.msidx");
+        std::fs::write(&path, &garbage).expect("write");
+        prop_assert!(Index::load(&path).is_err());
+        let good = toy_index(4);
+        good.save(&path).expect("save");
+        let bytes = std::fs::read(&path).expect("read");
+        let cut = cut % bytes.len();
+        std::fs::write(&path, &bytes[..cut]).expect("write");
+        prop_assert!(Index::load(&path).is_err());
+        let mut header_ok = bytes[..24.min(bytes.len())].to_vec();
+        header_ok.extend_from_slice(&garbage);
+        std::fs::write(&path, &header_ok).expect("write");
+        prop_assert!(Index::load(&path).is_err());
+    }
+}
+
+#[test]
+fn finds_itself_first_and_exact_duplicates() {
+    let idx = toy_index(12);
+    for i in 0..12 {
+        let hits = idx.search(&idx.entries[i].raw, Space::Image, 3);
+        assert!((hits[0].score - 1.0).abs() < 1e-4);
+        // Entries 0 and 11 have the same descriptor pattern; otherwise it is itself.
+        assert!(hits[0].entry == i || idx.entries[hits[0].entry].raw == idx.entries[i].raw);
+    }
+    let dups = idx.duplicates(2.0);
+    assert_eq!(dups.len(), 1, "pixel hashes h0 repeat once: {dups:?}");
+    assert!(dups[0].exact);
+}
+
+#[test]
+fn dot_equals_a_double_precision_sum_for_every_length() {
+    for len in 0..70usize {
+        let a: Vec<f32> = (0..len)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        let b: Vec<f32> = (0..len)
+            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0)
+            .collect();
+        let want: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum();
+        let got = f64::from(dot(&a, &b));
+        assert!(
+            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+            "len {len}: {got} vs {want}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn top_k_matches_a_full_sort(n in 1usize..300, k in 0usize..400, seed in 0u32..100) {
+        let dims = 5;
+        let vectors: Vec<f32> = (0..n * dims).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 1000.0).collect();
+        let q = [0.3, -0.2, 0.5, 0.1, 0.7];
+        let hits = top_k(&vectors, dims, &q, k, &|_| false);
+        let mut all: Vec<(f32, usize)> = vectors.chunks(dims).enumerate()
+            .map(|(i, r)| (r.iter().zip(&q).map(|(a, b)| a * b).sum(), i)).collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        prop_assert_eq!(hits.len(), k.min(n));
+        for (h, a) in hits.iter().zip(&all) {
+            prop_assert_eq!(h.entry, a.1);
+        }
+    }
+}
