@@ -125,34 +125,9 @@ impl MorphoApp {
         let nm = view.analysis.pixel_size.as_ref().map(|p| p.nm);
         let mut w = csv::Writer::from_path(path)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        w.write_record([
-            "image",
-            "particle",
-            "area_px",
-            "ecd_px",
-            "ecd_nm",
-            "feret_max_px",
-            "feret_min_px",
-            "aspect_ratio",
-            "circularity",
-            "solidity",
-            "shape",
-        ])?;
+        w.write_record(crate::engine::particles::CSV_HEADER)?;
         for p in &view.analysis.particles {
-            w.write_record([
-                view.label.clone(),
-                p.label.to_string(),
-                p.area_px.to_string(),
-                format!("{:.3}", p.ecd_px),
-                nm.map(|nm| format!("{:.3}", p.ecd_px * nm))
-                    .unwrap_or_default(),
-                format!("{:.3}", p.feret_max_px),
-                format!("{:.3}", p.feret_min_px),
-                format!("{:.3}", p.aspect_ratio),
-                format!("{:.3}", p.circularity),
-                format!("{:.3}", p.solidity),
-                p.shape.name().to_string(),
-            ])?;
+            w.write_record(crate::engine::particles::csv_row(&view.label, p, nm))?;
         }
         w.flush()?;
         let written = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());

@@ -114,15 +114,7 @@ pub struct ParticlesEvalArgs {
 pub fn analysis_json(image: &Path, a: &Analysis) -> Value {
     let s = a.summary();
     let nm = a.pixel_size.as_ref().map(|p| p.nm);
-    let fractions: serde_json::Map<String, Value> = Shape::ALL
-        .iter()
-        .map(|shape| {
-            (
-                shape.name().to_string(),
-                json!(s.shape_fractions[shape.index()]),
-            )
-        })
-        .collect();
+    let fractions = fractions_json(&s.shape_fractions);
     let particles: Vec<Value> = a
         .particles
         .iter()
@@ -160,20 +152,21 @@ pub fn analysis_json(image: &Path, a: &Analysis) -> Value {
     })
 }
 
+/// Shape fractions as a JSON object keyed by shape name.
+fn fractions_json(fractions: &[f32; 5]) -> Value {
+    Shape::ALL
+        .iter()
+        .map(|shape| (shape.name().to_string(), json!(fractions[shape.index()])))
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
+}
+
 /// The particle statistics of an indexed image as JSON (null when not measured).
 pub fn summary_json(summary: Option<&crate::engine::particles::Summary>) -> Value {
     let Some(s) = summary else {
         return Value::Null;
     };
-    let fractions: serde_json::Map<String, Value> = Shape::ALL
-        .iter()
-        .map(|shape| {
-            (
-                shape.name().to_string(),
-                json!(s.shape_fractions[shape.index()]),
-            )
-        })
-        .collect();
+    let fractions = fractions_json(&s.shape_fractions);
     json!({
         "count": s.count,
         "median_ecd_px": s.median_ecd_px.map(round3),
@@ -229,22 +222,7 @@ pub fn particles_command(args: &ParticlesArgs) -> anyhow::Result<i32> {
         Some(path) => {
             let mut w = csv::Writer::from_path(path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            w.write_record([
-                "image",
-                "particle",
-                "area_px",
-                "ecd_px",
-                "ecd_nm",
-                "feret_max_px",
-                "feret_min_px",
-                "aspect_ratio",
-                "circularity",
-                "solidity",
-                "centroid_x_px",
-                "centroid_y_px",
-                "cut_by_border",
-                "shape",
-            ])?;
+            w.write_record(crate::engine::particles::CSV_HEADER)?;
             Some(w)
         }
         None => None,
@@ -273,23 +251,11 @@ pub fn particles_command(args: &ParticlesArgs) -> anyhow::Result<i32> {
         if let Some(w) = csv.as_mut() {
             let nm = a.pixel_size.as_ref().map(|p| p.nm);
             for p in &a.particles {
-                w.write_record([
-                    path.display().to_string(),
-                    p.label.to_string(),
-                    format!("{}", p.area_px),
-                    format!("{:.3}", p.ecd_px),
-                    nm.map(|nm| format!("{:.3}", p.ecd_px * nm))
-                        .unwrap_or_default(),
-                    format!("{:.3}", p.feret_max_px),
-                    format!("{:.3}", p.feret_min_px),
-                    format!("{:.3}", p.aspect_ratio),
-                    format!("{:.3}", p.circularity),
-                    format!("{:.3}", p.solidity),
-                    format!("{:.2}", p.centroid_px[0]),
-                    format!("{:.2}", p.centroid_px[1]),
-                    p.cut_by_border.to_string(),
-                    p.shape.name().to_string(),
-                ])?;
+                w.write_record(crate::engine::particles::csv_row(
+                    &path.display().to_string(),
+                    p,
+                    nm,
+                ))?;
             }
         }
         let mut out = stdout.lock();

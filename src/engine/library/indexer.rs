@@ -120,22 +120,23 @@ pub fn load_reusable(
     config: &IndexConfig,
     db_dir: &Path,
     notes: &mut Vec<String>,
-) -> Option<Index> {
+) -> Result<Option<Index>> {
     if !path.exists() {
-        return None;
+        return Ok(None);
     }
-    match Index::load(path) {
+    Ok(match Index::load(path) {
         Err(e) => {
             notes.push(format!("{e}; rebuilding it"));
             None
         }
         Ok(old) if old.db_dir != db_dir => {
-            notes.push(format!(
-                "index {} belongs to another database ({})",
+            return Err(Error::Index(format!(
+                "index {} belongs to another database ({}), not {}; pass another --index \
+                 (or delete that file to rebuild it for this folder)",
                 path.display(),
-                old.db_dir.display()
-            ));
-            None
+                old.db_dir.display(),
+                db_dir.display()
+            )))
         }
         Ok(old) if old.config.weights_sha256 != config.weights_sha256 => {
             notes.push(format!(
@@ -156,7 +157,7 @@ pub fn load_reusable(
             }
             Some(old)
         }
-    }
+    })
 }
 
 /// Builds or updates the index described by `job`, saving it to `job.index_path`.
@@ -211,18 +212,7 @@ pub fn build_index(
     };
     // One writer per index; taking the lock also proves the location writable before any work.
     let _lock = IndexLock::acquire(&job.index_path)?;
-    if let Ok(existing) = Index::load(&job.index_path) {
-        if existing.db_dir != db_dir {
-            return Err(Error::Index(format!(
-                "index {} belongs to another database ({}), not {}; pass another --index \
-                 (or delete that file to rebuild it for this folder)",
-                job.index_path.display(),
-                existing.db_dir.display(),
-                db_dir.display()
-            )));
-        }
-    }
-    let old = load_reusable(&job.index_path, &config, &db_dir, &mut report.notes);
+    let old = load_reusable(&job.index_path, &config, &db_dir, &mut report.notes)?;
     let sketch_same = old
         .as_ref()
         .is_some_and(|o| o.config.sketch.same_descriptors(&config.sketch));

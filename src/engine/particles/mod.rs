@@ -135,6 +135,45 @@ impl Summary {
     }
 }
 
+/// Column names of a per-particle CSV table ([`csv_row`]).
+pub const CSV_HEADER: [&str; 14] = [
+    "image",
+    "particle",
+    "area_px",
+    "ecd_px",
+    "ecd_nm",
+    "feret_max_px",
+    "feret_min_px",
+    "aspect_ratio",
+    "circularity",
+    "solidity",
+    "centroid_x_px",
+    "centroid_y_px",
+    "cut_by_border",
+    "shape",
+];
+
+/// One particle as a CSV row under [`CSV_HEADER`]; `nm` is the pixel size when known.
+pub fn csv_row(image: &str, p: &Particle, nm: Option<f64>) -> [String; 14] {
+    [
+        image.to_string(),
+        p.label.to_string(),
+        format!("{}", p.area_px),
+        format!("{:.3}", p.ecd_px),
+        nm.map(|nm| format!("{:.3}", p.ecd_px * nm))
+            .unwrap_or_default(),
+        format!("{:.3}", p.feret_max_px),
+        format!("{:.3}", p.feret_min_px),
+        format!("{:.3}", p.aspect_ratio),
+        format!("{:.3}", p.circularity),
+        format!("{:.3}", p.solidity),
+        format!("{:.2}", p.centroid_px[0]),
+        format!("{:.2}", p.centroid_px[1]),
+        p.cut_by_border.to_string(),
+        p.shape.name().to_string(),
+    ]
+}
+
 /// A restriction of a search by particle statistics: "cubes, 200-400 nm".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParticleFilter {
