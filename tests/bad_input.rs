@@ -578,12 +578,15 @@ fn changing_only_the_contour_settings_redraws_contours_and_keeps_image_descripto
             "the contours of {} were redrawn",
             a.path
         );
+        assert_ne!(a.edge_raw, b.edge_raw, "the edge map of {} was redone", a.path);
     }
     // Only the image weight (a query-time setting) changed: nothing is redrawn.
     j.sketch.image_weight = 0.3;
+    j.sketch.edge_weight = 0.2;
     let (third, _) = index_with(common::engine(), &j).expect("third");
     for (b, c) in second.entries.iter().zip(&third.entries) {
         assert_eq!(b.sketch_raw, c.sketch_raw);
+        assert_eq!(b.edge_raw, c.edge_raw);
     }
 }
 

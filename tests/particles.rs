@@ -410,16 +410,6 @@ proptest! {
 }
 
 /// `../shared/data/emps_train` when present; prints why a test is skipped otherwise.
-fn emps(test: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/emps_train");
-    if dir.join("images.csv").is_file() {
-        Some(dir)
-    } else {
-        println!("SKIPPED {test}: ../shared/data/emps_train is not present beside the project");
-        None
-    }
-}
-
 // The floor is what a classical Otsu + distance-watershed pipeline reaches with its seed height
 // tuned on the images themselves (F1@0.5 .45, count error .40, size error .23; FINDINGS.md).
 #[test]
@@ -428,7 +418,7 @@ fn emps(test: &str) -> Option<PathBuf> {
     ignore = "needs ../shared/data/emps_train beside the project"
 )]
 fn segmentation_beats_the_classical_floor_on_emps_train() {
-    let Some(dir) = emps("segmentation_beats_the_classical_floor_on_emps_train") else {
+    let Some(dir) = common::emps("segmentation_beats_the_classical_floor_on_emps_train") else {
         return;
     };
     let pairs = emps_pairs(&dir).expect("images.csv");

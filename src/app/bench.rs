@@ -65,6 +65,7 @@ fn synthetic_index(n: usize, weights_sha256: &str, db_dir: &Path, rng: &mut Rng)
     let mut index = Index::new(config, db_dir.to_path_buf());
     let raws = unit_vectors(n, 512, rng);
     let sketches = unit_vectors(n, 512, rng);
+    let edges = unit_vectors(n, 512, rng);
     for i in 0..n {
         index.entries.push(Entry {
             path: format!("img{i:05}.png"),
@@ -76,6 +77,7 @@ fn synthetic_index(n: usize, weights_sha256: &str, db_dir: &Path, rng: &mut Rng)
             data_bar_rows: 0,
             raw: raws[i * 512..(i + 1) * 512].to_vec(),
             sketch_raw: sketches[i * 512..(i + 1) * 512].to_vec(),
+            edge_raw: edges[i * 512..(i + 1) * 512].to_vec(),
             particles: None,
         });
         index.params.push(Vec::new());

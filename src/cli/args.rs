@@ -20,6 +20,8 @@ pub enum PoolingArg {
     Rmac,
     /// fc2 after ReLU (needs timm's full VGG16 weights).
     Fc2,
+    /// Max and GeM side by side.
+    Maxgem,
 }
 
 impl From<PoolingArg> for Pooling {
@@ -30,6 +32,7 @@ impl From<PoolingArg> for Pooling {
             PoolingArg::Avg => Pooling::Avg,
             PoolingArg::Rmac => Pooling::Rmac,
             PoolingArg::Fc2 => Pooling::Fc2,
+            PoolingArg::Maxgem => Pooling::MaxGem,
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use super::*;
 
-pub(super) fn index_command(engine: &Engine, job: &IndexJob) -> anyhow::Result<i32> {
+pub(super) fn index_command(engine: &Engine, job: &IndexJob, json_line: bool) -> anyhow::Result<i32> {
+    let shown = crate::engine::library::store::Location::of(&job.index_path).display();
     let cancel = install_cancel_handler();
     let bar = progress_bar(0, "describing");
     let result = build_index(
@@ -19,8 +20,7 @@ pub(super) fn index_command(engine: &Engine, job: &IndexJob) -> anyhow::Result<i
     let (index, report) = match result {
         Err(Error::Cancelled) => {
             eprintln!(
-                "Interrupted. The work done so far is saved in {}; run the same command again to continue.",
-                job.index_path.display()
+                "Interrupted. The work done so far is saved in {shown}; run the same command again to continue."
             );
             return Ok(130);
         }
@@ -53,21 +53,33 @@ pub(super) fn index_command(engine: &Engine, job: &IndexJob) -> anyhow::Result<i
             eprintln!("  {r}");
         }
     }
-    println!(
-        "indexed {} images ({} described, {} unchanged, {} removed, {} unreadable) into {}",
+    let summary = format!(
+        "indexed {} images ({} described, {} unchanged, {} removed, {} unreadable) into {shown}\n\
+         projection: {} dimensions; {} pairs of identical images, {} near-identical (see \
+         `morphosearch duplicates`)",
         index.len(),
         report.described,
         report.reused,
         report.removed,
         report.problems.len(),
-        job.index_path.display()
-    );
-    println!(
-        "projection: {} dimensions; {} pairs of identical images, {} near-identical (see `morphosearch duplicates`)",
-        index.image_space.dims, report.exact_duplicate_pairs, report.near_duplicate_pairs
+        index.image_space.dims,
+        report.exact_duplicate_pairs,
+        report.near_duplicate_pairs
     );
     if index.is_empty() {
         eprintln!("warning: the database has no readable images");
+    }
+    if json_line {
+        // The human summary to stderr, this run's counts as the one line on stdout.
+        eprintln!("{summary}");
+        println!(
+            "{}",
+            json!({"described": report.described, "unchanged": report.reused,
+                   "removed": report.removed, "failed": report.problems.len(),
+                   "images": index.len()})
+        );
+    } else {
+        println!("{summary}");
     }
     Ok(0)
 }

@@ -13,11 +13,10 @@ use serde_json::{json, Map, Value};
 
 use crate::engine::descriptor::features::FeatureConfig;
 use crate::engine::descriptor::pooling::Pooling;
-use crate::engine::eval::{leave_one_out, CUTOFFS};
 use crate::engine::imaging::preprocess::{load_image, DataBar, Preprocess};
 use crate::engine::library::database::{read_column, ParamValue};
 use crate::engine::library::files::default_index_path;
-use crate::engine::library::index::{Hit, Index, Space, MAX_PCA_DIMS, NEAR_DUPLICATE_THRESHOLD};
+use crate::engine::library::index::{Hit, Index, MAX_PCA_DIMS, NEAR_DUPLICATE_THRESHOLD};
 use crate::engine::library::indexer::{build_index, IndexJob};
 use crate::engine::model::onnx;
 use crate::engine::sketch::edges::{contour_steps, ContourSettings, EdgeSource};
@@ -25,6 +24,7 @@ use crate::engine::sketch::SketchConfig;
 use crate::engine::{Engine, Error};
 
 mod args;
+mod eval;
 mod library;
 pub mod particles;
 
@@ -69,14 +69,16 @@ pub enum Command {
         /// Column of the table naming the image files (default: detected).
         #[arg(long)]
         image_column: Option<String>,
-        /// Index file (default: in the user's cache folder).
+        /// Library: an SQLite file (default: one in the user's cache folder) or a
+        /// postgresql:// URL for a shared library.
         #[arg(long)]
         index: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
-        /// Descriptor pooling (fc2 needs the full weights).
-        #[arg(long, value_enum, default_value_t = PoolingArg::Gem)]
-        pooling: PoolingArg,
+        /// Descriptor pooling (default: the measured best, docs/quality.md; fc2 needs the full
+        /// weights).
+        #[arg(long, value_enum)]
+        pooling: Option<PoolingArg>,
         /// Add horizontal and vertical mirror images to each database descriptor.
         #[arg(long)]
         flips: bool,
@@ -89,25 +91,34 @@ pub enum Command {
         /// SEM data bar at the bottom: auto (detect), keep, or a number of rows to cut.
         #[arg(long, default_value = "auto")]
         data_bar: String,
-        /// Pooling of the contour drawings' features (sketch search).
-        #[arg(long, value_enum, default_value_t = PoolingArg::Max)]
-        sketch_pooling: PoolingArg,
+        /// Pooling of the contour drawings' features (sketch search; default: the measured
+        /// best).
+        #[arg(long, value_enum)]
+        sketch_pooling: Option<PoolingArg>,
         /// Side of the contour drawings fed to the network (sketch search).
         #[arg(long, default_value_t = 224)]
         sketch_size: u32,
-        /// Describe contour drawings by their lines instead of as filled pseudo-micrographs
-        /// (a sketch query then needs two forward passes instead of one).
+        /// Describe contour drawings by their lines (true) or as filled pseudo-micrographs
+        /// (false) for the contour descriptor (default: the measured best).
         #[arg(long)]
-        sketch_lines: bool,
+        sketch_lines: Option<bool>,
         /// Conv layer describing drawings: 21 (conv4_3) or 28 (conv5_3).
-        #[arg(long, default_value_t = 21)]
-        sketch_layer: usize,
+        #[arg(long)]
+        sketch_layer: Option<usize>,
         /// Weight of drawing-vs-micrograph similarity in sketch queries (0..1).
-        #[arg(long, default_value_t = 0.6)]
-        sketch_image_weight: f32,
+        #[arg(long)]
+        sketch_image_weight: Option<f32>,
+        /// Weight of the edge-map similarity in sketch queries (0..1; with the image weight at
+        /// most 1, the contour descriptor gets the rest).
+        #[arg(long)]
+        sketch_edge_weight: Option<f32>,
         /// Table column with the pixel size in nm, for images whose files record none.
         #[arg(long)]
         pixel_size_column: Option<String>,
+        /// End with one JSON line of this run's counts (described, unchanged, removed,
+        /// failed, images); the summary goes to stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Find the database images most similar to each query image.
     Search {
@@ -135,30 +146,8 @@ pub enum Command {
         #[arg(required = true)]
         queries: Vec<PathBuf>,
     },
-    /// Leave-one-out retrieval quality on a labelled database.
-    Eval {
-        #[arg(long)]
-        index: PathBuf,
-        /// CSV with an image column and a label column.
-        #[arg(long)]
-        labels: PathBuf,
-        #[arg(long, default_value = "label")]
-        label_column: String,
-        /// Column of the labels file naming the images (default: detected).
-        #[arg(long)]
-        image_column: Option<String>,
-        /// Evaluate the sketch (contour drawing) descriptors instead of the image ones.
-        #[arg(long)]
-        sketch: bool,
-        /// Refit the projection with this many PCA dimensions (0 = none) before evaluating.
-        #[arg(long)]
-        pca_dims: Option<usize>,
-        /// Refit the projection with (true) or without (false) whitening.
-        #[arg(long)]
-        whiten: Option<bool>,
-        #[arg(long)]
-        json: bool,
-    },
+    /// Retrieval quality: leave-one-out by a label column (shape, paper) and crops -> source.
+    Eval(eval::EvalArgs),
     /// Write the 2-D PCA map of the database (one row per image) and the explained variance.
     Map {
         #[arg(long)]
@@ -196,26 +185,9 @@ pub enum Command {
         #[arg(long)]
         line_width: Option<u8>,
     },
-    /// Sketch search quality: generated drawings per shape class (precision@5) and tracings of
-    /// database images (recall@10).
-    SketchEval {
-        #[arg(long)]
-        index: PathBuf,
-        /// CSV with 0/1 columns named after the shapes (Cube, Stick, Sphere).
-        #[arg(long)]
-        labels: PathBuf,
-        #[arg(long, default_value_t = 20)]
-        per_class: usize,
-        #[arg(long, default_value_t = 100)]
-        tracings: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Weight of the image-descriptor similarity (default: the index's setting).
-        #[arg(long)]
-        image_weight: Option<f32>,
-        #[command(flatten)]
-        model: ModelArgs,
-    },
+    /// Sketch search quality: generated drawings per shape class (precision@5), tracings of
+    /// database images or of their true outlines, aligned outline drawings (recall@1, @10).
+    SketchEval(eval::SketchEvalArgs),
     /// Measure the speed and memory of every stage (medians after a warm-up).
     Bench {
         /// Take the sample image from this folder (default: a generated demo image).
@@ -300,10 +272,13 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             sketch_lines,
             sketch_layer,
             sketch_image_weight,
+            sketch_edge_weight,
             pixel_size_column,
+            json,
         } => {
+            let (df, ds) = (FeatureConfig::default(), SketchConfig::default());
             let features = FeatureConfig {
-                pooling: Pooling::from(pooling),
+                pooling: pooling.map_or(df.pooling, Pooling::from),
                 flips,
                 preprocess: Preprocess {
                     data_bar: data_bar.parse::<DataBar>()?,
@@ -322,15 +297,16 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 pca_dims: pca_dims.min(MAX_PCA_DIMS),
                 whiten,
                 sketch: SketchConfig {
-                    pooling: Pooling::from(sketch_pooling),
+                    pooling: sketch_pooling.map_or(ds.pooling, Pooling::from),
                     input_size: sketch_size.clamp(32, 1024),
-                    fill: !sketch_lines,
-                    layer: sketch_layer,
-                    image_weight: sketch_image_weight.clamp(0.0, 1.0),
-                    ..SketchConfig::default()
+                    fill: sketch_lines.map_or(ds.fill, |lines| !lines),
+                    layer: sketch_layer.unwrap_or(ds.layer),
+                    image_weight: sketch_image_weight.unwrap_or(ds.image_weight).clamp(0.0, 1.0),
+                    edge_weight: sketch_edge_weight.unwrap_or(ds.edge_weight).clamp(0.0, 1.0),
+                    ..ds
                 },
             };
-            index_command(&engine, &job)
+            index_command(&engine, &job, json)
         }
         Command::Search {
             index,
@@ -355,54 +331,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             };
             search_command(&index, top_k, json, sketch, &filter, &model, &queries)
         }
-        Command::Eval {
-            index,
-            labels,
-            label_column,
-            image_column,
-            sketch,
-            pca_dims,
-            whiten,
-            json,
-        } => {
-            let mut idx = Index::load(&index)?;
-            if pca_dims.is_some() || whiten.is_some() {
-                idx.config.pca_dims = pca_dims.unwrap_or(idx.config.pca_dims).min(MAX_PCA_DIMS);
-                idx.config.whiten = whiten.unwrap_or(idx.config.whiten);
-                idx.refit();
-            }
-            let paths: Vec<String> = idx.entries.iter().map(|e| e.path.clone()).collect();
-            let labels = read_column(&labels, &paths, image_column.as_deref(), &label_column)?;
-            let space = if sketch { Space::Sketch } else { Space::Image };
-            let r = leave_one_out(&idx, &labels, space, &CUTOFFS);
-            if r.queries == 0 {
-                bail!("no labelled image shares its label with another one: nothing to evaluate");
-            }
-            if json {
-                let p: Map<String, Value> = r
-                    .precision
-                    .iter()
-                    .map(|(k, v)| (format!("p@{k}"), json!(v)))
-                    .collect();
-                let c: Map<String, Value> = r
-                    .chance_precision
-                    .iter()
-                    .map(|(k, v)| (format!("p@{k}"), json!(v)))
-                    .collect();
-                println!(
-                    "{}",
-                    json!({"queries": r.queries, "labelled": r.labelled, "map": r.map, "precision": p,
-                           "chance": {"map": r.chance_map, "precision": c}})
-                );
-            } else {
-                println!("queries: {} (of {} labelled images)", r.queries, r.labelled);
-                println!("mAP:     {:.3}   (chance {:.3})", r.map, r.chance_map);
-                for ((k, p), (_, c)) in r.precision.iter().zip(&r.chance_precision) {
-                    println!("P@{k:<3}    {p:.3}   (chance {c:.3})");
-                }
-            }
-            Ok(0)
-        }
+        Command::Eval(args) => eval::eval_command(&args),
         Command::Map { index, out } => {
             let idx = Index::load(&index)?;
             map_command(&idx, &out)?;
@@ -465,41 +394,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Command::SketchEval {
-            index,
-            labels,
-            per_class,
-            tracings,
-            seed,
-            image_weight,
-            model,
-        } => {
-            let idx = Index::load(&index)?;
-            let engine = Engine::load(model.weights.as_deref(), model.device.name())?;
-            engine.check_index(&idx)?;
-            let shapes = shape_labels(&labels, &idx)?;
-            let r = crate::engine::sketch::sketchgen::evaluate(
-                &engine,
-                &idx,
-                &shapes,
-                per_class,
-                tracings,
-                seed,
-                image_weight.unwrap_or(idx.config.sketch.image_weight),
-            )?;
-            for (class, p, chance, n) in &r.classes {
-                println!(
-                    "{:<8} P@5 {p:.3}  (chance {chance:.3}, {n} sketches)",
-                    class.name()
-                );
-            }
-            println!(
-                "tracings: own image in the top 10 for {:.1} % of {}",
-                100.0 * r.tracing_recall_at_10,
-                r.tracings
-            );
-            Ok(0)
-        }
+        Command::SketchEval(args) => eval::sketch_eval_command(&args),
         Command::Bench {
             images,
             json,

@@ -254,6 +254,7 @@ mod tests {
                 data_bar_rows: 0,
                 raw: Vec::new(),
                 sketch_raw: Vec::new(),
+                edge_raw: Vec::new(),
                 particles: None,
             });
             let shape = if i % 4 == 0 { "cube" } else { "sphere" };

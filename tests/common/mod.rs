@@ -24,6 +24,17 @@ pub fn caco3(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// `../shared/data/emps_train` when present; prints why a test is skipped otherwise.
+pub fn emps(test: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/emps_train");
+    if dir.join("images.csv").is_file() {
+        Some(dir)
+    } else {
+        println!("SKIPPED {test}: ../shared/data/emps_train is not present beside the project");
+        None
+    }
+}
+
 /// A small SEM-like picture: bright discs (or squares) on a dark noisy background.
 pub fn particles(size: u32, seed: u32, squares: bool) -> GrayImage {
     let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);

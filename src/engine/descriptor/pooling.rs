@@ -18,11 +18,20 @@ pub enum Pooling {
     Rmac,
     /// The study's original descriptor: fc2 after ReLU (needs full weights).
     Fc2,
+    /// Max and GeM side by side, each L2-normalised (twice the channels).
+    MaxGem,
 }
 
 impl Pooling {
     /// All choices, for help texts.
-    pub const ALL: [Pooling; 5] = [Self::Gem, Self::Max, Self::Avg, Self::Rmac, Self::Fc2];
+    pub const ALL: [Pooling; 6] = [
+        Self::Gem,
+        Self::Max,
+        Self::Avg,
+        Self::Rmac,
+        Self::Fc2,
+        Self::MaxGem,
+    ];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
@@ -32,6 +41,7 @@ impl Pooling {
             Self::Avg => "avg",
             Self::Rmac => "rmac",
             Self::Fc2 => "fc2",
+            Self::MaxGem => "maxgem",
         }
     }
 }
@@ -49,7 +59,9 @@ impl std::str::FromStr for Pooling {
             .into_iter()
             .find(|p| p.name() == s)
             .ok_or_else(|| {
-                Error::InvalidSetting(format!("pooling {s:?}: use gem, max, avg, rmac or fc2"))
+                Error::InvalidSetting(format!(
+                    "pooling {s:?}: use gem, max, avg, rmac, maxgem or fc2"
+                ))
             })
     }
 }
@@ -78,6 +90,14 @@ pub fn pool(map: &[f32], c: usize, h: usize, w: usize, pooling: Pooling) -> Vec<
             })
             .collect(),
         Pooling::Rmac => rmac(map, c, h, w),
+        Pooling::MaxGem => {
+            let mut max = pool(map, c, h, w, Pooling::Max);
+            let mut gem = pool(map, c, h, w, Pooling::Gem);
+            l2_normalise(&mut max);
+            l2_normalise(&mut gem);
+            max.extend(gem);
+            max
+        }
     }
 }
 
@@ -161,6 +181,13 @@ mod tests {
             (gem[0] - 9f32.cbrt()).abs() < 1e-4 && (gem[1] - 2.0).abs() < 1e-4,
             "{gem:?}"
         );
+        // Both halves unit length: max [3, 2] / sqrt(13), then GeM.
+        let both = pool(&map, 2, 2, 2, Pooling::MaxGem);
+        assert_eq!(both.len(), 4);
+        assert!((both[0] - 3.0 / 13f32.sqrt()).abs() < 1e-5, "{both:?}");
+        let half_norm = |h: &[f32]| h.iter().map(|x| x * x).sum::<f32>();
+        assert!((half_norm(&both[..2]) - 1.0).abs() < 1e-5);
+        assert!((half_norm(&both[2..]) - 1.0).abs() < 1e-5);
     }
 
     #[test]

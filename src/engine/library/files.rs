@@ -32,7 +32,7 @@ pub fn default_index_path(db_dir: &Path) -> PathBuf {
             .to_string();
     cache_dir()
         .join("indexes")
-        .join(format!("{name}-{hash}.msidx"))
+        .join(format!("{name}-{hash}.db"))
 }
 
 /// The program's cache folder.

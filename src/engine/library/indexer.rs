@@ -1,24 +1,27 @@
-//! Building and updating an index: scan the folder, read the table, describe new or changed
-//! images (decoding on a helper thread while the network runs), keep unchanged ones, drop
-//! deleted ones, save checkpoints atomically so an interruption loses at most a little work.
+//! Building and updating a library: scan the folder, read the table, queue new and changed
+//! images in the store, claim and describe them a batch at a time (decoding on a helper thread
+//! while the network runs; each batch's rows land in one transaction, so an interruption loses
+//! at most one batch), then fit the projections over the whole library and write them.
+//! Several indexers on one server library share the queue.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use crate::engine::descriptor::features::{describe, describe_pooled, FeatureConfig, BATCH_SIZE};
+use crate::engine::descriptor::features::{describe, describe_taps, FeatureConfig, BATCH_SIZE};
+use image::GrayImage;
 use crate::engine::error::{Error, Result};
 use crate::engine::imaging::preprocess::{load_image, pixel_hash, prepare, DataBar, Prepared};
 use crate::engine::library::database::{absolute, read_table, resolve, scan_images, ParamValue};
 use crate::engine::library::files::IndexLock;
+use crate::engine::library::store::{is_old_single_file, Location, Reuse, Store};
 use crate::engine::library::index::{
     DuplicatePair, Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD,
 };
 use crate::engine::model::vgg::Vgg16;
 use crate::engine::particles::{self, Summary};
-use crate::engine::sketch::{drawing_input, drawing_of_image, SketchConfig};
+use crate::engine::sketch::{drawing_input, drawing_of_image, drawing_to_prepared, SketchConfig};
 
 /// What to index and how.
 #[derive(Debug, Clone)]
@@ -55,10 +58,6 @@ pub struct IndexReport {
     pub duplicates: Vec<DuplicatePair>,
 }
 
-/// Save a checkpoint at most this often while describing.
-/// Progress is saved after the first batch, then at least this often (and at most every ten
-/// times the last save took, so that refitting a large index does not become the work).
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 fn file_stamp(path: &Path) -> Result<(u64, u64)> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -77,8 +76,27 @@ struct Decoded {
     pixel_hash: String,
     dims: (u32, u32),
     image: Option<Prepared>,
-    drawing: Option<Prepared>,
+    /// The contour drawing (dark lines on white).
+    drawing: Option<GrayImage>,
     particles: Summary,
+    data_bar_rows: u32,
+    /// The stored image descriptor, when only the contours are redrawn.
+    kept_raw: Vec<f32>,
+    /// A small JPEG for Browse when the folder is not reachable.
+    thumbnail: Vec<u8>,
+}
+
+/// Longest side of the thumbnails stored in the library.
+const THUMBNAIL_SIDE: u32 = 160;
+
+/// A JPEG thumbnail of `img` (empty if it cannot be encoded: the library then has none).
+fn thumbnail_of(img: &image::DynamicImage) -> Vec<u8> {
+    let small = img.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE).to_rgb8();
+    let mut out = std::io::Cursor::new(Vec::new());
+    match small.write_to(&mut out, image::ImageFormat::Jpeg) {
+        Ok(()) => out.into_inner(),
+        Err(_) => Vec::new(),
+    }
 }
 
 fn decode_one(
@@ -109,55 +127,81 @@ fn decode_one(
         modified_ns,
         pixel_hash: pixel_hash(&img),
         dims: prepared.original,
+        data_bar_rows: prepared.data_bar_rows,
         image: need_image.then_some(prepared),
-        drawing: Some(drawing_input(&drawing, sketch)),
+        drawing: Some(drawing),
+        kept_raw: Vec::new(),
+        thumbnail: thumbnail_of(&img),
     })
 }
 
-/// Loads the index at `path` when it fits `config` and `db_dir`; says why not otherwise.
-pub fn load_reusable(
-    path: &Path,
+/// How much of what `store` holds can be kept under `config` for `db_dir`; notes why when
+/// not everything. A library of another folder is refused.
+pub fn reuse_of(
+    store: &mut Store,
     config: &IndexConfig,
     db_dir: &Path,
     notes: &mut Vec<String>,
-) -> Result<Option<Index>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    Ok(match Index::load(path) {
-        Err(e) => {
-            notes.push(format!("{e}; rebuilding it"));
-            None
-        }
-        Ok(old) if old.db_dir != db_dir => {
+) -> Result<Reuse> {
+    let shown = store.location().display();
+    Ok(match store.settings()? {
+        None => Reuse::All,
+        Some((_, dir)) if dir != db_dir => {
             return Err(Error::Index(format!(
-                "index {} belongs to another database ({}), not {}; pass another --index \
-                 (or delete that file to rebuild it for this folder)",
-                path.display(),
-                old.db_dir.display(),
+                "library {shown} belongs to another database ({}), not {}; pass another \
+                 --index (or delete that library to rebuild it for this folder)",
+                dir.display(),
                 db_dir.display()
             )))
         }
-        Ok(old) if old.config.weights_sha256 != config.weights_sha256 => {
+        Some((old, _)) if old.weights_sha256 != config.weights_sha256 => {
             notes.push(format!(
-                "index {} was built with other weights (sha256 {}…, now {}…); rebuilding it",
-                path.display(),
-                &old.config.weights_sha256[..12.min(old.config.weights_sha256.len())],
+                "library {shown} was built with other weights (sha256 {}…, now {}…); \
+                 rebuilding it",
+                &old.weights_sha256[..12.min(old.weights_sha256.len())],
                 &config.weights_sha256[..12.min(config.weights_sha256.len())]
             ));
-            None
+            Reuse::Nothing
         }
-        Ok(old) if old.config.features != config.features => {
-            notes.push("feature settings changed (pooling, flips or preprocessing); describing every image again".into());
-            None
+        Some((old, _)) if old.features != config.features => {
+            notes.push(
+                "feature settings changed (pooling, flips or preprocessing); describing every \
+                 image again"
+                    .into(),
+            );
+            Reuse::Nothing
         }
-        Ok(old) => {
-            if !old.config.sketch.same_descriptors(&config.sketch) {
-                notes.push("contour settings changed; redrawing every image's contours".into());
-            }
-            Some(old)
+        Some((old, _)) if !old.sketch.same_descriptors(&config.sketch) => {
+            notes.push("contour settings changed; redrawing every image's contours".into());
+            Reuse::ImageOnly
         }
+        Some(_) => Reuse::All,
     })
+}
+
+/// Opens the library for writing: a file is locked for this writer (and an index file of the
+/// old single-file format is replaced, with a note); a server database is shared.
+fn open_for_writing(
+    index: &Path,
+    notes: &mut Vec<String>,
+) -> Result<(Store, Option<IndexLock>)> {
+    let location = Location::of(index);
+    let lock = match &location {
+        Location::Sqlite(path) => {
+            let lock = IndexLock::acquire(path)?;
+            if is_old_single_file(path) {
+                notes.push(format!(
+                    "{} was an index in the old single-file format; rebuilding it as a library \
+                     database",
+                    path.display()
+                ));
+                std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            }
+            Some(lock)
+        }
+        Location::Postgres(_) => None,
+    };
+    Ok((Store::open(&location, true)?, lock))
 }
 
 /// Builds or updates the index described by `job`, saving it to `job.index_path`.
@@ -210,148 +254,137 @@ pub fn build_index(
         whiten: job.whiten,
         sketch: job.sketch,
     };
-    // One writer per index; taking the lock also proves the location writable before any work.
-    let _lock = IndexLock::acquire(&job.index_path)?;
-    let old = load_reusable(&job.index_path, &config, &db_dir, &mut report.notes)?;
-    let sketch_same = old
-        .as_ref()
-        .is_some_and(|o| o.config.sketch.same_descriptors(&config.sketch));
-    let mut reusable: HashMap<String, Entry> = HashMap::new();
-    if let Some(old) = old {
-        for e in old.entries {
-            reusable.insert(e.path.clone(), e);
-        }
-    }
-
-    let mut index = Index::new(config.clone(), db_dir.clone());
-    index.table_path = job.table.as_ref().map(|t| absolute(t));
-    if let Some(t) = &table {
-        index.columns = t.columns.clone();
-        report.table_warnings = t.warnings.clone();
-        report.rows_without_image = t.rows_without_image.clone();
-    }
-
-    // Which images need work: (path, need the image descriptor too).
-    let mut kept: HashMap<String, Entry> = HashMap::new();
-    let mut todo: Vec<(String, bool)> = Vec::new();
-    for rel in &images {
-        let stamp = file_stamp(&resolve(&db_dir, rel)).ok();
-        match reusable.remove(rel) {
-            Some(e) if stamp == Some((e.size_bytes, e.modified_ns)) && sketch_same => {
-                kept.insert(rel.clone(), e);
-            }
-            Some(mut e) if stamp == Some((e.size_bytes, e.modified_ns)) => {
-                // Keep the image descriptor; the stale contour descriptor must not survive.
-                e.sketch_raw.clear();
-                todo.push((rel.clone(), false));
-                kept.insert(rel.clone(), e);
-            }
-            _ => todo.push((rel.clone(), true)),
-        }
-    }
-    report.removed = reusable.len();
-    report.reused = images.len() - todo.len();
-
-    let finish = |kept: &HashMap<String, Entry>, problems: &[String], index: &mut Index| {
-        index.entries = images
-            .iter()
-            .filter_map(|r| kept.get(r).cloned())
-            .filter(|e| !e.sketch_raw.is_empty())
-            .collect();
-        index.params = index
-            .entries
-            .iter()
-            .map(|e| {
-                table
-                    .as_ref()
-                    .and_then(|t| t.rows.get(&e.path).cloned())
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<Vec<ParamValue>>>();
-        if let Some(column) = &pixel_size_column {
-            apply_pixel_size_column(index, column);
-        }
-        index.problems = problems.to_vec();
-        index.refit();
+    // One writer per file library; taking the lock also proves the location writable.
+    let (mut store, _lock) = open_for_writing(&job.index_path, &mut report.notes)?;
+    let reuse = reuse_of(&mut store, &config, &db_dir, &mut report.notes)?;
+    let stamps: Vec<(String, u64, u64)> = images
+        .iter()
+        .filter_map(|rel| {
+            let (size, mtime) = file_stamp(&resolve(&db_dir, rel)).ok()?;
+            Some((rel.clone(), size, mtime))
+        })
+        .collect();
+    let synced = store.sync(&config, &db_dir, &stamps, reuse)?;
+    report.removed = synced.removed;
+    report.reused = synced.unchanged;
+    let row_of = |rel: &str| -> Vec<ParamValue> {
+        table
+            .as_ref()
+            .and_then(|t| t.rows.get(rel).cloned())
+            .unwrap_or_default()
     };
 
-    let total = todo.len();
+    let total = synced.pending;
     progress(0, total);
     let mut done = 0;
     let mut problems = Vec::new();
-    let mut last_save = Instant::now();
-    let mut last_save_took = Duration::ZERO;
-    let mut first_save = true;
     let outcome: Result<()> = std::thread::scope(|scope| {
-        // The receiver lives inside the scope so that returning early drops it and unblocks
-        // the decoder before the scope joins it.
-        let (tx, rx) = sync_channel::<(String, Result<Decoded>)>(2 * BATCH_SIZE);
-        let todo = &todo;
+        // The decoder works on claimed images while the network describes the previous batch.
+        // The receivers live inside the scope so that returning early drops them and
+        // unblocks the decoder before the scope joins it.
+        let (work_tx, work_rx) = sync_channel::<(String, bool)>(4 * BATCH_SIZE);
+        let (tx, rx) = sync_channel::<(String, bool, Result<Decoded>)>(2 * BATCH_SIZE);
         let db_dir = &db_dir;
         let features = &job.features;
         let sketch = &job.sketch;
         std::thread::Builder::new()
             .name("morphosearch-decode".into())
             .spawn_scoped(scope, move || {
-                for (rel, need_image) in todo {
+                for (rel, need_image) in work_rx {
                     if cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    let r = decode_one(db_dir, rel, *need_image, features, sketch);
-                    if tx.send((rel.clone(), r)).is_err() {
+                    let r = decode_one(db_dir, &rel, need_image, features, sketch);
+                    if tx.send((rel, need_image, r)).is_err() {
                         break;
                     }
                 }
             })
             .map_err(|e| Error::io("decode thread", e))?;
+        let mut in_flight = 0usize;
+        let mut claims_left = true;
         let mut batch: Vec<Decoded> = Vec::new();
-        let mut received = 0;
         loop {
-            let next = if received < total {
-                rx.recv().ok()
-            } else {
-                None
-            };
+            // Keep two batches claimed ahead of the network.
+            while claims_left && in_flight < 2 * BATCH_SIZE {
+                let claimed = store.claim(BATCH_SIZE)?;
+                if claimed.is_empty() {
+                    claims_left = false;
+                }
+                for item in claimed {
+                    in_flight += 1;
+                    if work_tx.send(item).is_err() {
+                        return Err(Error::Index("the decoder stopped".into()));
+                    }
+                }
+            }
+            let next = if in_flight > 0 { rx.recv().ok() } else { None };
             let end = next.is_none();
-            if let Some((rel, r)) = next {
-                received += 1;
+            if let Some((rel, need_image, r)) = next {
+                in_flight -= 1;
                 match r {
-                    Ok(d) => batch.push(d),
+                    Ok(mut d) => {
+                        if !need_image {
+                            d.kept_raw = store.raw_of(&rel)?;
+                        }
+                        batch.push(d);
+                    }
                     Err(e) => {
+                        store.fail(&rel, &e.to_string())?;
                         problems.push(e.to_string());
-                        kept.remove(&rel);
                         done += 1;
                     }
                 }
             }
             if batch.len() >= BATCH_SIZE || (end && !batch.is_empty()) {
-                describe_batch(vgg, &mut batch, &mut kept, features, sketch)?;
-                done += std::mem::take(&mut batch).len();
+                let described = describe_batch(vgg, &mut batch, features, sketch)?;
+                let rows: Vec<(Entry, Vec<ParamValue>, Vec<u8>)> = described
+                    .into_iter()
+                    .map(|(e, thumb)| {
+                        let params = row_of(&e.path);
+                        (e, params, thumb)
+                    })
+                    .collect();
+                // Each image's rows land together: a kill loses at most this batch.
+                store.put(&rows)?;
+                done += rows.len();
+                batch.clear();
                 progress(done, total);
-                if first_save || last_save.elapsed() > CHECKPOINT_EVERY.max(10 * last_save_took) {
-                    let t = Instant::now();
-                    finish(&kept, &problems, &mut index);
-                    index.pending = total - done;
-                    index.save(&job.index_path)?;
-                    last_save_took = t.elapsed();
-                    last_save = Instant::now();
-                    first_save = false;
-                }
             }
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
             if end {
+                // Another indexer may still hold claims: wait for it (its claims come back
+                // to the queue if it dies), then finish together.
+                if store.others_working()? {
+                    std::thread::sleep(Duration::from_millis(300));
+                    claims_left = true;
+                    continue;
+                }
                 return Ok(());
             }
         }
     });
     report.described = done - problems.len();
     report.problems = problems.clone();
-    finish(&kept, &problems, &mut index);
-    index.pending = if outcome.is_ok() { 0 } else { total - done };
-    index.save(&job.index_path)?;
     outcome?;
+    // Everything described, by this run or another: fit the projections over the whole
+    // library and write the finished state in one transaction.
+    let mut index = store.read()?;
+    index.config = config.clone();
+    index.table_path = job.table.as_ref().map(|t| absolute(t));
+    if let Some(t) = &table {
+        index.columns = t.columns.clone();
+        report.table_warnings = t.warnings.clone();
+        report.rows_without_image = t.rows_without_image.clone();
+    }
+    index.params = index.entries.iter().map(|e| row_of(&e.path)).collect();
+    if let Some(column) = &pixel_size_column {
+        apply_pixel_size_column(&mut index, column);
+    }
+    index.refit();
+    store.finish(&index)?;
     if let Some(t) = &table {
         report.images_without_row = index
             .entries
@@ -385,28 +418,25 @@ fn apply_pixel_size_column(index: &mut Index, column: &str) {
     }
 }
 
+/// Describes a batch: the image descriptor where needed (else the stored one is kept), the
+/// contour and edge-map descriptors always. Gives each entry with its thumbnail.
 fn describe_batch(
     vgg: &Vgg16,
     batch: &mut [Decoded],
-    kept: &mut HashMap<String, Entry>,
     features: &FeatureConfig,
     sketch: &SketchConfig,
-) -> Result<()> {
+) -> Result<Vec<(Entry, Vec<u8>)>> {
     let images: Vec<&Prepared> = batch.iter().filter_map(|d| d.image.as_ref()).collect();
     let mut image_raws = describe(vgg, &images, features)?.into_iter();
-    let drawings: Vec<&Prepared> = batch.iter().filter_map(|d| d.drawing.as_ref()).collect();
-    let mut sketch_raws = if drawings.is_empty() {
-        Vec::new().into_iter()
-    } else {
-        describe_pooled(vgg, &drawings, &[sketch.pooling], sketch.layer)?
-            .remove(0)
-            .into_iter()
-    };
-    for d in batch.iter() {
+    let drawings: Vec<&GrayImage> = batch.iter().filter_map(|d| d.drawing.as_ref()).collect();
+    let (sketch_raws, edge_raws) = describe_drawings(vgg, &drawings, sketch)?;
+    let (mut sketch_raws, mut edge_raws) = (sketch_raws.into_iter(), edge_raws.into_iter());
+    let mut out = Vec::with_capacity(batch.len());
+    for d in batch.iter_mut() {
         let raw = if d.image.is_some() {
             image_raws.next().unwrap_or_default()
         } else {
-            kept.get(&d.rel).map(|e| e.raw.clone()).unwrap_or_default()
+            std::mem::take(&mut d.kept_raw)
         };
         let entry = Entry {
             path: d.rel.clone(),
@@ -415,15 +445,41 @@ fn describe_batch(
             pixel_hash: d.pixel_hash.clone(),
             width: d.dims.0,
             height: d.dims.1,
-            data_bar_rows: d.image.as_ref().map_or_else(
-                || kept.get(&d.rel).map_or(0, |e| e.data_bar_rows),
-                |p| p.data_bar_rows,
-            ),
+            data_bar_rows: d.data_bar_rows,
             raw,
             sketch_raw: sketch_raws.next().unwrap_or_default(),
+            edge_raw: edge_raws.next().unwrap_or_default(),
             particles: Some(d.particles.clone()),
         };
-        kept.insert(d.rel.clone(), entry);
+        out.push((entry, std::mem::take(&mut d.thumbnail)));
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The contour and edge-map descriptors of database drawings: one forward pass of the lines
+/// tapped at both layers, or with filled contour descriptors, a second pass of the
+/// pseudo-micrographs for the contour one.
+fn describe_drawings(
+    vgg: &Vgg16,
+    drawings: &[&GrayImage],
+    sketch: &SketchConfig,
+) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    if drawings.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let lines: Vec<Prepared> = drawings.iter().map(|d| drawing_to_prepared(d)).collect();
+    let lines: Vec<&Prepared> = lines.iter().collect();
+    let contour_tap = (sketch.layer, sketch.pooling);
+    let edge_tap = (sketch.edge_layer, sketch.edge_pooling);
+    if sketch.fill {
+        let edge = describe_taps(vgg, &lines, &[edge_tap])?.remove(0);
+        let filled: Vec<Prepared> = drawings.iter().map(|d| drawing_input(d, sketch)).collect();
+        let filled: Vec<&Prepared> = filled.iter().collect();
+        let contour = describe_taps(vgg, &filled, &[contour_tap])?.remove(0);
+        Ok((contour, edge))
+    } else {
+        let mut both = describe_taps(vgg, &lines, &[contour_tap, edge_tap])?;
+        let edge = both.remove(1);
+        Ok((both.remove(0), edge))
+    }
 }

@@ -6,4 +6,5 @@ pub mod demo;
 pub mod files;
 pub mod index;
 pub mod indexer;
+pub mod store;
 pub mod table;

@@ -28,6 +28,12 @@ pub struct SketchConfig {
     /// The conv layer (timm `features` index) whose map describes drawings: 21 = conv4_3
     /// (stride 8, finer shapes), 28 = conv5_3.
     pub layer: usize,
+    /// Weight of the edge-map similarity: the drawing as dark lines on white, described at
+    /// `edge_layer` with `edge_pooling`, vs each database image's contour drawing described the
+    /// same way (the plain edge-map channel that holds on varied collections).
+    pub edge_weight: f32,
+    pub edge_layer: usize,
+    pub edge_pooling: Pooling,
 }
 
 impl Default for SketchConfig {
@@ -41,6 +47,9 @@ impl Default for SketchConfig {
             // One forward pass per sketch query gives both descriptors (see `search_drawing`).
             fill: true,
             layer: 21,
+            edge_weight: 0.0,
+            edge_layer: 28,
+            edge_pooling: Pooling::Rmac,
         }
     }
 }
@@ -51,8 +60,35 @@ impl SketchConfig {
     pub fn same_descriptors(&self, other: &Self) -> bool {
         Self {
             image_weight: other.image_weight,
+            edge_weight: other.edge_weight,
             ..*self
         } == *other
+    }
+
+    /// The blend weights a sketch query uses under this config.
+    pub fn weights(&self) -> SketchWeights {
+        SketchWeights {
+            image: self.image_weight,
+            edge: self.edge_weight,
+        }
+    }
+}
+
+/// How a sketch query's three similarities are blended: `image` (the sketch as a
+/// pseudo-micrograph vs the micrographs), `edge` (edge-map channel); the contour-descriptor
+/// similarity gets what is left of 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SketchWeights {
+    pub image: f32,
+    pub edge: f32,
+}
+
+impl SketchWeights {
+    /// The weights clamped to [0, 1] with their sum at most 1: (contour, edge, image).
+    pub fn normalised(self) -> (f32, f32, f32) {
+        let image = self.image.clamp(0.0, 1.0);
+        let edge = self.edge.clamp(0.0, 1.0 - image);
+        (1.0 - image - edge, edge, image)
     }
 }
 
@@ -266,16 +302,20 @@ pub fn drawing_input(drawing: &GrayImage, config: &SketchConfig) -> Prepared {
 }
 
 /// The images the network describes for a sketch query on `drawing` under `config` with
-/// `image_weight` for the image part: first the contour view; then, with line descriptors and
-/// an image part that counts, the pseudo-micrograph for it (with filled descriptors the one
-/// view serves both).
+/// `weights`: the contour view first (the pseudo-micrograph with filled descriptors, else the
+/// lines), then whichever of the lines (edge-map channel) and the pseudo-micrograph (image part)
+/// a weight above 0 needs and the first view does not already give.
 pub fn network_views(
     drawing: &GrayImage,
     config: &SketchConfig,
-    image_weight: f32,
+    weights: SketchWeights,
 ) -> Vec<GrayImage> {
+    let (_, edge, image) = weights.normalised();
     let mut views = vec![contour_view(drawing, config)];
-    if !config.fill && image_weight > 0.0 {
+    if config.fill && edge > 0.0 {
+        views.push(drawing.clone());
+    }
+    if !config.fill && image > 0.0 {
         views.push(pseudo_micrograph(drawing));
     }
     views
@@ -311,6 +351,16 @@ mod tests {
             ..base
         };
         assert!(base.same_descriptors(&weight));
+        let edge = SketchConfig {
+            edge_weight: 0.5,
+            ..base
+        };
+        assert!(base.same_descriptors(&edge));
+        let edge_layer = SketchConfig {
+            edge_layer: 21,
+            ..base
+        };
+        assert!(!base.same_descriptors(&edge_layer));
         let lines = SketchConfig {
             fill: false,
             ..base
@@ -327,8 +377,8 @@ mod tests {
         };
         let config = SketchConfig::default();
         let drawing = rasterise_strokes(&[s], &config).expect("draw");
-        let filled = network_views(&drawing, &config, config.image_weight);
-        assert_eq!(filled.len(), 1);
+        let filled = network_views(&drawing, &config, config.weights());
+        assert_eq!(filled.len(), 1 + usize::from(config.edge_weight > 0.0));
         // Dark background outside, bright particle inside.
         assert!(filled[0].get_pixel(5, 5)[0] < 80);
         assert!(filled[0].get_pixel(112, 112)[0] > 150);
@@ -336,9 +386,21 @@ mod tests {
             fill: false,
             ..config
         };
-        let views = network_views(&drawing, &lines, lines.image_weight);
+        let views = network_views(&drawing, &lines, lines.weights());
         assert_eq!(views.len(), 2);
         assert_eq!(views[0], drawing);
+        let contour_only = SketchWeights {
+            image: 0.0,
+            edge: 0.0,
+        };
+        assert_eq!(network_views(&drawing, &lines, contour_only).len(), 1);
+        let with_edges = SketchWeights {
+            image: 0.3,
+            edge: 0.3,
+        };
+        let views = network_views(&drawing, &config, with_edges);
+        assert_eq!(views.len(), 2);
+        assert_eq!(views[1], drawing);
     }
 
     #[test]

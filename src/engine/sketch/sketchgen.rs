@@ -2,18 +2,14 @@
 //! for spheres, squares and parallelograms for cubes, elongated strokes for sticks; random
 //! counts, sizes and positions, pen jitter, some overlap. And tracings: the contour drawing of
 //! a database image redrawn with wobble and gaps, shifted and scaled.
-//! Plus the evaluation that uses them (precision@5 by shape class, tracing recall@10).
+//! The evaluation that uses them is `engine::eval::sketches`.
 
-use std::collections::BTreeMap;
 
 use image::{GrayImage, Luma};
 
-use crate::engine::error::Result;
 use crate::engine::library::demo::Rng;
-use crate::engine::library::index::Index;
 use crate::engine::sketch::edges::lines_to_drawing;
-use crate::engine::sketch::{rasterise_strokes, Stroke};
-use crate::engine::Engine;
+use crate::engine::sketch::Stroke;
 
 /// Shape classes a chemist draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,9 +115,37 @@ pub fn shape_sketch(class: ShapeClass, rng: &mut Rng) -> Vec<Stroke> {
     strokes
 }
 
+/// How far a tracing strays from what it traces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TracingStyle {
+    /// Largest shift, as a fraction of each side.
+    pub max_shift: f32,
+    /// Largest change of scale about the centre (0.1: scaled by 0.9-1.1).
+    pub max_scale_change: f32,
+}
+
+impl TracingStyle {
+    /// A drawing from memory of what was seen: shifted up to 10 %, scaled 0.9-1.1.
+    pub const HAND: Self = Self {
+        max_shift: 0.1,
+        max_scale_change: 0.1,
+    };
+    /// Drawn over the image itself: in place, at scale.
+    pub const ALIGNED: Self = Self {
+        max_shift: 0.0,
+        max_scale_change: 0.0,
+    };
+}
+
 /// A tracing of a drawing (dark lines on white): its line pixels redrawn with wobble and gaps,
-/// shifted by up to `max_shift` of the side and scaled by 0.9-1.1 about the centre.
-pub fn tracing(drawing: &GrayImage, rng: &mut Rng, max_shift: f32, line_width: u8) -> GrayImage {
+/// shifted and scaled about the centre as `style` allows.
+pub fn tracing(
+    drawing: &GrayImage,
+    rng: &mut Rng,
+    style: TracingStyle,
+    line_width: u8,
+) -> GrayImage {
+    let max_shift = style.max_shift;
     let (w, h) = drawing.dimensions();
     let mask = GrayImage::from_fn(w, h, |x, y| {
         Luma([if drawing.get_pixel(x, y)[0] < 128 {
@@ -131,7 +155,7 @@ pub fn tracing(drawing: &GrayImage, rng: &mut Rng, max_shift: f32, line_width: u
         }])
     });
     let thin = crate::engine::sketch::thin(&mask);
-    let scale = rng.range(0.9, 1.1);
+    let scale = rng.range(1.0 - style.max_scale_change, 1.0 + style.max_scale_change);
     let (sx, sy) = (
         rng.range(-max_shift, max_shift) * w as f32,
         rng.range(-max_shift, max_shift) * h as f32,
@@ -177,86 +201,10 @@ pub fn tracing(drawing: &GrayImage, rng: &mut Rng, max_shift: f32, line_width: u
     lines_to_drawing(&out, line_width)
 }
 
-/// Figures of the sketch evaluation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SketchEval {
-    /// (class, precision@5, chance, sketches)
-    pub classes: Vec<(ShapeClass, f64, f64, usize)>,
-    /// Fraction of tracings whose own image is in the top 10, and how many were tried.
-    pub tracing_recall_at_10: f64,
-    pub tracings: usize,
-}
-
-/// Precision@5 of generated sketches per class (relevant = the image's label set includes the
-/// class) and recall@10 of tracings of database images.
-pub fn evaluate(
-    engine: &Engine,
-    index: &Index,
-    shape_labels: &BTreeMap<String, Vec<&'static str>>,
-    per_class: usize,
-    tracings: usize,
-    seed: u64,
-    image_weight: f32,
-) -> Result<SketchEval> {
-    let mut rng = Rng::new(seed);
-    let config = &index.config.sketch;
-    let labelled: Vec<usize> = (0..index.len())
-        .filter(|&i| shape_labels.contains_key(&index.entries[i].path))
-        .collect();
-    let has = |i: usize, c: ShapeClass| {
-        shape_labels
-            .get(&index.entries[i].path)
-            .is_some_and(|l| l.contains(&c.name()))
-    };
-    let mut classes = Vec::new();
-    for class in ShapeClass::ALL {
-        let chance = labelled.iter().filter(|&&i| has(i, class)).count() as f64
-            / labelled.len().max(1) as f64;
-        let mut total = 0.0;
-        for _ in 0..per_class {
-            let drawing = rasterise_strokes(&shape_sketch(class, &mut rng), config)?;
-            let mut hits =
-                engine.search_drawing_weighted(index, &drawing, index.len(), image_weight)?;
-            hits.retain(|h| shape_labels.contains_key(&index.entries[h.entry].path));
-            hits.truncate(5);
-            total += hits.iter().filter(|h| has(h.entry, class)).count() as f64 / 5.0;
-        }
-        classes.push((class, total / per_class.max(1) as f64, chance, per_class));
-    }
-    let mut found = 0;
-    let n = tracings.min(index.len());
-    let step = index.len().max(1) as f64 / n.max(1) as f64;
-    for t in 0..n {
-        let i = (t as f64 * step) as usize;
-        let e = &index.entries[i];
-        let img = crate::engine::imaging::preprocess::load_image(
-            &crate::engine::library::database::resolve(&index.db_dir, &e.path),
-        )?;
-        let drawing = crate::engine::sketch::drawing_of_image(&img, config, e.data_bar_rows)?;
-        let traced = tracing(&drawing, &mut rng, 0.1, config.contours.line_width_px);
-        if crate::engine::sketch::is_blank(&traced) {
-            continue;
-        }
-        let hits = engine.search_drawing_weighted(index, &traced, 10, image_weight)?;
-        let own = &e.pixel_hash;
-        if hits
-            .iter()
-            .any(|h| &index.entries[h.entry].pixel_hash == own)
-        {
-            found += 1;
-        }
-    }
-    Ok(SketchEval {
-        classes,
-        tracing_recall_at_10: found as f64 / n.max(1) as f64,
-        tracings: n,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::sketch::SketchConfig;
+    use crate::engine::sketch::{rasterise_strokes, SketchConfig};
 
     #[test]
     fn sketches_stay_on_the_canvas_and_differ_by_seed() {
@@ -276,7 +224,7 @@ mod tests {
         let original =
             rasterise_strokes(&shape_sketch(ShapeClass::Cube, &mut Rng::new(3)), &config)
                 .expect("draw");
-        let traced = tracing(&original, &mut Rng::new(4), 0.0, 3);
+        let traced = tracing(&original, &mut Rng::new(4), TracingStyle::ALIGNED, 3);
         let dark = |g: &GrayImage| g.pixels().filter(|p| p[0] < 128).count() as f64;
         let ratio = dark(&traced) / dark(&original);
         assert!((0.5..1.5).contains(&ratio), "{ratio}");

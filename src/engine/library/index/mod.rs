@@ -1,6 +1,6 @@
-//! The index on disk: per-image raw descriptors, the fitted projection, the synthesis
+//! The index in memory: per-image raw descriptors, the fitted projections, the synthesis
 //! parameters, and everything needed to tell whether it still matches its database, weights
-//! and settings. One versioned file, written atomically, checked on load.
+//! and settings. It lives in a library store (`library::store`: SQLite or PostgreSQL).
 
 use std::path::{Path, PathBuf};
 
@@ -10,14 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::engine::descriptor::features::FeatureConfig;
 use crate::engine::descriptor::pca::Projection;
 use crate::engine::descriptor::pooling::l2_normalise;
-use crate::engine::error::{Error, Result};
+use crate::engine::error::Result;
 use crate::engine::library::database::ParamValue;
 use crate::engine::sketch::SketchConfig;
 
-/// Bumped whenever the file layout or the meaning of a stored field changes.
-pub const INDEX_FORMAT_VERSION: u32 = 5;
-const MAGIC: &[u8; 8] = b"MORPHIDX";
-const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// At most this many PCA axes, as in the study.
 pub const MAX_PCA_DIMS: usize = 200;
 /// Cosine similarity above which two different images count as near-duplicates.
@@ -49,6 +45,8 @@ pub struct Entry {
     pub raw: Vec<f32>,
     /// L2-normalised descriptor of the image's contour drawing, before projection.
     pub sketch_raw: Vec<f32>,
+    /// L2-normalised edge-map descriptor of the contour drawing (its lines), before projection.
+    pub edge_raw: Vec<f32>,
     /// Particle statistics (count, sizes, shape fractions, scale) measured while indexing.
     pub particles: Option<crate::engine::particles::Summary>,
 }
@@ -248,6 +246,7 @@ pub struct Index {
     pub problems: Vec<String>,
     pub image_space: SearchSpace,
     pub sketch_space: SearchSpace,
+    pub edge_space: SearchSpace,
     /// Images of the folder not yet described when this was saved: 0 for a complete index,
     /// more for a checkpoint of an interrupted run (searched with a warning).
     pub pending: usize,
@@ -266,6 +265,7 @@ impl Index {
             problems: Vec::new(),
             image_space: SearchSpace::default(),
             sketch_space: SearchSpace::default(),
+            edge_space: SearchSpace::default(),
             pending: 0,
         }
     }
@@ -293,20 +293,21 @@ impl Index {
         self.entries.is_empty()
     }
 
-    /// Refits both projections from the raw descriptors.
+    /// Refits the three projections (image, contour, edge map) from the raw descriptors.
     pub fn refit(&mut self) {
         let raws: Vec<&[f32]> = self.entries.iter().map(|e| e.raw.as_slice()).collect();
         self.image_space = SearchSpace::fit(&raws, self.config.pca_dims, self.config.whiten);
-        let sketch: Vec<&[f32]> = self
-            .entries
-            .iter()
-            .map(|e| e.sketch_raw.as_slice())
-            .collect();
-        self.sketch_space = if sketch.iter().all(|s| !s.is_empty()) {
-            SearchSpace::fit(&sketch, self.config.pca_dims, self.config.whiten)
-        } else {
-            SearchSpace::default()
+        let fit = |raws: Vec<&[f32]>| {
+            if raws.iter().all(|s| !s.is_empty()) {
+                SearchSpace::fit(&raws, self.config.pca_dims, self.config.whiten)
+            } else {
+                SearchSpace::default()
+            }
         };
+        let sketch = fit(self.entries.iter().map(|e| e.sketch_raw.as_slice()).collect());
+        let edge = fit(self.entries.iter().map(|e| e.edge_raw.as_slice()).collect());
+        self.sketch_space = sketch;
+        self.edge_space = edge;
     }
 
     /// The search space for `space`.
@@ -426,49 +427,18 @@ impl Index {
         pairs
     }
 
-    /// Writes the index atomically: a temporary file beside `path`, then a rename.
+    /// Writes the whole index into the library at `path` (an SQLite file, created when
+    /// missing, or a `postgresql://` URL), replacing what it held.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let payload = bincode::serialize(self)
-            .map_err(|e| Error::Index(format!("cannot encode index: {e}")))?;
-        let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&INDEX_FORMAT_VERSION.to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        crate::engine::library::files::write_atomic(path, &bytes)
+        let location = crate::engine::library::store::Location::of(path);
+        crate::engine::library::store::Store::open(&location, true)?.write_whole(self)
     }
 
-    /// Reads and checks an index file.
+    /// Reads the library at `path` (an SQLite file or a `postgresql://` URL).
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let bad = |what: &str| Error::Index(format!("index {} is {what}", path.display()));
-        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-            return Err(bad("not a morphosearch index (or is truncated)"));
-        }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != INDEX_FORMAT_VERSION {
-            return Err(bad(&format!(
-                "in an old format (version {version}, this program writes {INDEX_FORMAT_VERSION})"
-            )));
-        }
-        let mut len = [0u8; 8];
-        len.copy_from_slice(&bytes[12..20]);
-        let len = u64::from_le_bytes(len);
-        let payload = &bytes[HEADER_LEN..];
-        if payload.len() as u64 != len {
-            return Err(bad(&format!(
-                "truncated ({} of {len} bytes)",
-                payload.len()
-            )));
-        }
-        let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-        if crc32fast::hash(payload) != crc {
-            return Err(bad("corrupt (checksum mismatch)"));
-        }
-        bincode::deserialize(payload).map_err(|e| bad(&format!("corrupt ({e})")))
+        crate::engine::library::store::read_library(path)
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

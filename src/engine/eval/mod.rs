@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::index::{Index, Space};
+use crate::engine::library::index::{Index, Space};
+
+pub mod crops;
+pub mod sketches;
 
 /// Retrieval figures over all queries.
 #[derive(Debug, Clone, PartialEq)]

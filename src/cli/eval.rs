@@ -1,0 +1,270 @@
+//! `morphosearch eval` (image retrieval: leave-one-out by label, crops -> source) and
+//! `sketch-eval` (generated sketches, tracings, aligned outlines), on any collection: CaCO3
+//! with its shape labels, EMPS with its papers and true outlines.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+use serde_json::{json, Map, Value};
+
+use crate::engine::eval::sketches::{emps_outlines, SketchEvalSpec};
+use crate::engine::eval::{crops, leave_one_out, sketches, CUTOFFS};
+use crate::engine::library::database::read_column;
+use crate::engine::library::index::{Index, Space, MAX_PCA_DIMS};
+use crate::engine::sketch::SketchWeights;
+use crate::engine::Engine;
+
+use super::{shape_labels, ModelArgs};
+
+/// Options of `eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    index: PathBuf,
+    /// CSV with an image column and a label column (leave-one-out by label).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    #[arg(long, default_value = "label")]
+    label_column: String,
+    /// Column of the labels file naming the images (default: detected).
+    #[arg(long)]
+    image_column: Option<String>,
+    /// Evaluate the sketch (contour drawing) descriptors instead of the image ones.
+    #[arg(long)]
+    sketch: bool,
+    /// Refit the projection with this many PCA dimensions (0 = none) before evaluating.
+    #[arg(long)]
+    pca_dims: Option<usize>,
+    /// Refit the projection with (true) or without (false) whitening.
+    #[arg(long)]
+    whiten: Option<bool>,
+    /// Also search this many random crops (20-40 % of a side, brightness and blur changed)
+    /// and report how often their source is first / in the top 10.
+    #[arg(long, default_value_t = 0)]
+    crops: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// Options of `sketch-eval`.
+#[derive(Debug, Args)]
+pub struct SketchEvalArgs {
+    #[arg(long)]
+    index: PathBuf,
+    /// CSV with 0/1 columns named after the shapes (Cube, Stick, Sphere).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// A folder with true particle outlines (EMPS layout: images.csv with file and segmap
+    /// columns): tracings are drawn from them, aligned outline drawings are added, and the
+    /// shape classes of each image come from its particles when --labels is not given.
+    #[arg(long)]
+    outlines: Option<PathBuf>,
+    #[arg(long, default_value_t = 20)]
+    per_class: usize,
+    #[arg(long, default_value_t = 100)]
+    tracings: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Weight of the image-descriptor similarity (default: the index's setting).
+    #[arg(long)]
+    image_weight: Option<f32>,
+    /// Weight of the edge-map similarity (default: the index's setting).
+    #[arg(long)]
+    edge_weight: Option<f32>,
+    /// Evaluate these blends instead, each IMAGE,EDGE (repeatable): one row per blend, from
+    /// the same queries.
+    #[arg(long, value_parser = parse_blend)]
+    blend: Vec<SketchWeights>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+fn parse_blend(s: &str) -> Result<SketchWeights, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let num = |t: &str| {
+        t.parse::<f32>()
+            .ok()
+            .filter(|v| (0.0..=1.0).contains(v))
+            .ok_or_else(|| format!("{t:?} is not a weight between 0 and 1"))
+    };
+    match parts.as_slice() {
+        [image, edge] => {
+            let w = SketchWeights {
+                image: num(image)?,
+                edge: num(edge)?,
+            };
+            if w.image + w.edge > 1.0 + 1e-6 {
+                return Err(format!("the weights of {s:?} add up to more than 1"));
+            }
+            Ok(w)
+        }
+        _ => Err(format!(
+            "a blend is IMAGE,EDGE (two weights, e.g. 0.4,0.3), not {s:?}"
+        )),
+    }
+}
+
+/// `morphosearch eval`.
+pub fn eval_command(args: &EvalArgs) -> anyhow::Result<i32> {
+    let mut idx = Index::load(&args.index)?;
+    if args.pca_dims.is_some() || args.whiten.is_some() {
+        idx.config.pca_dims = args
+            .pca_dims
+            .unwrap_or(idx.config.pca_dims)
+            .min(MAX_PCA_DIMS);
+        idx.config.whiten = args.whiten.unwrap_or(idx.config.whiten);
+        idx.refit();
+    }
+    if args.labels.is_none() && args.crops == 0 {
+        bail!("nothing to evaluate: give --labels (leave-one-out by label) and/or --crops N");
+    }
+    let mut out = Map::new();
+    if let Some(labels) = &args.labels {
+        let paths: Vec<String> = idx.entries.iter().map(|e| e.path.clone()).collect();
+        let labels = read_column(
+            labels,
+            &paths,
+            args.image_column.as_deref(),
+            &args.label_column,
+        )?;
+        let space = if args.sketch {
+            Space::Sketch
+        } else {
+            Space::Image
+        };
+        let r = leave_one_out(&idx, &labels, space, &CUTOFFS);
+        if r.queries == 0 {
+            bail!("no labelled image shares its label with another one: nothing to evaluate");
+        }
+        let p = |v: &[(usize, f64)]| -> Map<String, Value> {
+            v.iter().map(|(k, v)| (format!("p@{k}"), json!(v))).collect()
+        };
+        out.insert("queries".into(), json!(r.queries));
+        out.insert("labelled".into(), json!(r.labelled));
+        out.insert("map".into(), json!(r.map));
+        out.insert("precision".into(), Value::Object(p(&r.precision)));
+        out.insert(
+            "chance".into(),
+            json!({"map": r.chance_map, "precision": p(&r.chance_precision)}),
+        );
+        if !args.json {
+            println!("queries: {} (of {} labelled images)", r.queries, r.labelled);
+            println!("mAP:     {:.3}   (chance {:.3})", r.map, r.chance_map);
+            for ((k, p), (_, c)) in r.precision.iter().zip(&r.chance_precision) {
+                println!("P@{k:<3}    {p:.3}   (chance {c:.3})");
+            }
+        }
+    }
+    if args.crops > 0 {
+        let engine = Engine::load(args.model.weights.as_deref(), args.model.device.name())?;
+        engine.check_index(&idx)?;
+        let c = crops::evaluate(&engine, &idx, args.crops, args.seed)?;
+        out.insert(
+            "crops".into(),
+            json!({"queries": c.queries, "r@1": c.recall_at_1, "r@10": c.recall_at_10}),
+        );
+        if !args.json {
+            println!(
+                "crops -> source: R@1 {:.3}, R@10 {:.3} ({} crops, seed {})",
+                c.recall_at_1, c.recall_at_10, c.queries, args.seed
+            );
+        }
+    }
+    if args.json {
+        println!("{}", Value::Object(out));
+    }
+    Ok(0)
+}
+
+/// `morphosearch sketch-eval`.
+pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
+    let idx = Index::load(&args.index)?;
+    let engine = Engine::load(args.model.weights.as_deref(), args.model.device.name())?;
+    engine.check_index(&idx)?;
+    let (outlines, mut shapes) = match &args.outlines {
+        Some(dir) => {
+            let (o, s) = emps_outlines(dir, &idx)?;
+            (Some(o), s)
+        }
+        None => (None, Default::default()),
+    };
+    if let Some(labels) = &args.labels {
+        shapes = shape_labels(labels, &idx)?;
+    }
+    if shapes.is_empty() && outlines.is_none() {
+        bail!("give --labels (shape columns) and/or --outlines (a folder with true outlines)");
+    }
+    let weights = if args.blend.is_empty() {
+        let d = idx.config.sketch.weights();
+        vec![SketchWeights {
+            image: args.image_weight.unwrap_or(d.image),
+            edge: args.edge_weight.unwrap_or(d.edge),
+        }]
+    } else {
+        args.blend.clone()
+    };
+    let spec = SketchEvalSpec {
+        per_class: args.per_class,
+        tracings: args.tracings,
+        seed: args.seed,
+        outlines,
+    };
+    let r = sketches::evaluate(&engine, &idx, &shapes, &spec, &weights)?;
+    for row in &r.rows {
+        let (c, e, i) = row.weights.normalised();
+        if args.json {
+            let classes: Map<String, Value> = row
+                .classes
+                .iter()
+                .map(|(class, p, chance, n)| {
+                    (class.name().into(), json!({"p@5": p, "chance": chance, "sketches": n}))
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({"weights": {"contour": c, "edge": e, "image": i}, "classes": classes,
+                       "tracings": {"source": r.tracing_source, "n": r.tracings,
+                                    "r@1": row.tracing_recall_at_1, "r@10": row.tracing_recall_at_10},
+                       "aligned": {"n": r.aligned, "r@10": row.aligned_recall_at_10}})
+            );
+            continue;
+        }
+        println!("weights: contour {c:.2}, edge map {e:.2}, image {i:.2}");
+        for (class, p, chance, n) in &row.classes {
+            println!(
+                "  {:<8} P@5 {p:.3}  (chance {chance:.3}, {n} sketches)",
+                class.name()
+            );
+        }
+        println!(
+            "  tracings of {} ({}): own image first {:.3}, in the top 10 {:.3}",
+            r.tracing_source, r.tracings, row.tracing_recall_at_1, row.tracing_recall_at_10
+        );
+        if let Some(a) = row.aligned_recall_at_10 {
+            println!("  aligned outlines ({}): own image in the top 10 {a:.3}", r.aligned);
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blends_are_two_weights_in_range() {
+        let w = parse_blend("0.4, 0.3").expect("valid");
+        assert_eq!((w.image, w.edge), (0.4, 0.3));
+        assert!(parse_blend("0.4").unwrap_err().contains("IMAGE,EDGE"));
+        assert!(parse_blend("0.8,0.5").unwrap_err().contains("more than 1"));
+        assert!(parse_blend("x,0.1").unwrap_err().contains("between 0 and 1"));
+        assert!(parse_blend("1.5,0").is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! The SQLite engine of the store (bundled SQLite): a file, one writer at a time (the indexer
+//! holds the file lock beside it), readers concurrent through the write-ahead log.
+
+use std::path::Path;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{Db, Value};
+use crate::engine::error::{Error, Result};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    path TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    need_image INTEGER NOT NULL,
+    claimed_by TEXT,
+    size_bytes INTEGER NOT NULL,
+    modified_ns INTEGER NOT NULL,
+    pixel_hash TEXT,
+    width INTEGER,
+    height INTEGER,
+    data_bar_rows INTEGER,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS images_state ON images (state);
+CREATE TABLE IF NOT EXISTS descriptors (
+    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
+    raw BLOB, sketch_raw BLOB, edge_raw BLOB,
+    image_vec BLOB, sketch_vec BLOB, edge_vec BLOB
+);
+CREATE TABLE IF NOT EXISTS records (
+    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
+    cells TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS particles (
+    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
+    summary TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS thumbnails (
+    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
+    jpeg BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS projections (
+    space TEXT PRIMARY KEY,
+    projection TEXT NOT NULL,
+    dims INTEGER NOT NULL
+);
+";
+
+pub struct Sqlite {
+    conn: Connection,
+    path: std::path::PathBuf,
+}
+
+fn err(path: &Path, e: rusqlite::Error) -> Error {
+    Error::Index(format!("library {}: {e}", path.display()))
+}
+
+/// Opens the file (creating it and its folder when `create`).
+pub fn open(path: &Path, create: bool) -> Result<Sqlite> {
+    if create {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+    }
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = match Connection::open_with_flags(path, flags) {
+        Ok(c) => c,
+        // A library on a read-only share can still be searched.
+        Err(_) if !create => Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| err(path, e))?,
+        Err(e) => return Err(err(path, e)),
+    };
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|e| err(path, e))?;
+    if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(|e| err(path, e))?;
+    }
+    Ok(Sqlite {
+        conn,
+        path: path.to_path_buf(),
+    })
+}
+
+/// `$n` placeholders as SQLite's numbered `?n`.
+fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+fn bind(params: &[Value]) -> Vec<SqlValue> {
+    params
+        .iter()
+        .map(|v| match v {
+            Value::Null => SqlValue::Null,
+            Value::Int(i) => SqlValue::Integer(*i),
+            Value::Text(s) => SqlValue::Text(s.clone()),
+            Value::Blob(b) => SqlValue::Blob(b.clone()),
+        })
+        .collect()
+}
+
+impl Db for Sqlite {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        self.conn
+            .execute(&numbered(sql), rusqlite::params_from_iter(bind(params)))
+            .map(|n| n as u64)
+            .map_err(|e| err(&self.path, e))
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
+        let path = self.path.clone();
+        let mut stmt = self
+            .conn
+            .prepare_cached(&numbered(sql))
+            .map_err(|e| err(&path, e))?;
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(bind(params)), |row| {
+                (0..n)
+                    .map(|i| {
+                        Ok(match row.get::<_, SqlValue>(i)? {
+                            SqlValue::Null => Value::Null,
+                            SqlValue::Integer(v) => Value::Int(v),
+                            SqlValue::Real(v) => Value::Int(v as i64),
+                            SqlValue::Text(s) => Value::Text(s),
+                            SqlValue::Blob(b) => Value::Blob(b),
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<Value>>>()
+            })
+            .map_err(|e| err(&path, e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| err(&path, e))
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).map_err(|e| err(&self.path, e))
+    }
+
+    fn worker_id(&mut self) -> Result<String> {
+        Ok(format!("pid {}", std::process::id()))
+    }
+
+    fn claim(&mut self, worker: &str, n: usize) -> Result<Vec<(String, bool)>> {
+        let rows = self.query(
+            "UPDATE images SET state = 'claimed', claimed_by = $1 WHERE path IN \
+             (SELECT path FROM images WHERE state = 'pending' ORDER BY path LIMIT $2) \
+             RETURNING path, need_image",
+            &[Value::Text(worker.into()), Value::Int(n as i64)],
+        )?;
+        let mut out: Vec<(String, bool)> = rows
+            .into_iter()
+            .map(|r| (r[0].text().unwrap_or("").to_string(), r[1].int() != 0))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn release_dead_claims(&mut self) -> Result<()> {
+        // The writer holds the file lock: any claim left is from a run that ended.
+        self.execute(
+            "UPDATE images SET state = 'pending', claimed_by = NULL WHERE state = 'claimed'",
+            &[],
+        )?;
+        Ok(())
+    }
+
+    fn lock_library(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn others_working(&mut self, _worker: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn begin_snapshot(&mut self) -> Result<()> {
+        self.batch("BEGIN")
+    }
+}
