@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::cli::{answers, assert_same_answers, bin, index_command, signal, wait_for};
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use image::{ImageBuffer, Luma};
@@ -30,10 +31,6 @@ fn job(db: &Path, index: &Path) -> IndexJob {
 
 fn index_with(engine: &Engine, job: &IndexJob) -> Result<(Index, IndexReport), Error> {
     build_index(&engine.vgg, job, &mut |_, _| {}, &AtomicBool::new(false))
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_morphosearch"))
 }
 
 #[test]
@@ -222,69 +219,6 @@ fn reindexing_is_incremental() {
     assert!(index.entries.iter().any(|e| e.path == "new.png"));
 }
 
-fn index_command(db: &Path, index_path: &Path) -> Command {
-    let mut c = bin();
-    c.arg("index")
-        .arg(db)
-        .arg("--index")
-        .arg(index_path)
-        .arg("--device")
-        .arg("cpu")
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    c
-}
-
-/// Waits until `path` exists (the first checkpoint of an indexing run), or fails.
-fn wait_for(path: &Path, child: &mut std::process::Child) {
-    let start = std::time::Instant::now();
-    while !path.exists() {
-        assert!(
-            child.try_wait().expect("poll").is_none(),
-            "indexing ended before its first save"
-        );
-        assert!(
-            start.elapsed().as_secs() < 120,
-            "no checkpoint within 2 minutes"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
-fn signal(child: &std::process::Child, name: &str) {
-    Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .expect("kill");
-}
-
-/// `search --json` lines of three queries: what "answers as a clean build" compares.
-fn answers(index_path: &Path, db: &Path) -> Vec<serde_json::Value> {
-    let out = bin()
-        .args(["search", "--json", "--top-k", "10", "--index"])
-        .arg(index_path)
-        .args([
-            db.join("img1.png"),
-            db.join("img7.png"),
-            db.join("img20.png"),
-        ])
-        .output()
-        .expect("search");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).expect("json");
-            v["query"] = serde_json::Value::Null;
-            v
-        })
-        .collect()
-}
-
 #[test]
 fn sigterm_during_indexing_saves_and_the_rerun_completes() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -363,31 +297,7 @@ fn sigkill_at_any_moment_then_index_again_answers_as_a_clean_build() {
     );
     let done = Index::load(&index_path).expect("complete");
     assert_eq!((done.len(), done.pending), (60, 0));
-    let got = answers(&index_path, &db);
-    assert_eq!(got.len(), expected.len());
-    for (g, e) in got.iter().zip(&expected) {
-        let paths = |v: &serde_json::Value| -> Vec<String> {
-            v["results"]
-                .as_array()
-                .expect("results")
-                .iter()
-                .map(|r| r["path"].to_string())
-                .collect()
-        };
-        assert_eq!(paths(g), paths(e));
-        for (a, b) in g["results"]
-            .as_array()
-            .expect("r")
-            .iter()
-            .zip(e["results"].as_array().expect("r"))
-        {
-            let (a, b) = (
-                a["score"].as_f64().expect("score"),
-                b["score"].as_f64().expect("score"),
-            );
-            assert!((a - b).abs() <= 2e-4, "{a} vs {b}");
-        }
-    }
+    assert_same_answers(&answers(&index_path, &db), &expected);
     // No temporary or lock file is left beside the index, and the database folder is untouched.
     let leftovers: Vec<String> = std::fs::read_dir(tmp.path())
         .expect("dir")
@@ -578,7 +488,11 @@ fn changing_only_the_contour_settings_redraws_contours_and_keeps_image_descripto
             "the contours of {} were redrawn",
             a.path
         );
-        assert_ne!(a.edge_raw, b.edge_raw, "the edge map of {} was redone", a.path);
+        assert_ne!(
+            a.edge_raw, b.edge_raw,
+            "the edge map of {} was redone",
+            a.path
+        );
     }
     // Only the image weight (a query-time setting) changed: nothing is redrawn.
     j.sketch.image_weight = 0.3;

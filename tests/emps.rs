@@ -62,14 +62,22 @@ fn same_paper_retrieval_and_tracings_beat_the_plain_baselines() {
     let index = build(&data, tmp.path());
     let paths: Vec<String> = index.entries.iter().map(|e| e.path.clone()).collect();
     let papers = read_column(&data.join("images.csv"), &paths, Some("file"), "doi").expect("doi");
-    assert_eq!(papers.len(), 366, "every image matched to its paper by file name");
+    assert_eq!(
+        papers.len(),
+        366,
+        "every image matched to its paper by file name"
+    );
     let r = leave_one_out(&index, &papers, Space::Image, &CUTOFFS);
     println!(
         "same-paper retrieval: mAP {:.3} over {} queries (plain max pooling {SAME_PAPER_MAP_MAX_POOLING})",
         r.map, r.queries
     );
     assert_eq!(r.queries, 187, "the 187 images of papers with two or more");
-    assert!(r.map > SAME_PAPER_MAP_MAX_POOLING, "same-paper mAP {:.3}", r.map);
+    assert!(
+        r.map > SAME_PAPER_MAP_MAX_POOLING,
+        "same-paper mAP {:.3}",
+        r.map
+    );
 
     let (outlines, shapes) = emps_outlines(&data, &index).expect("outlines");
     let spec = SketchEvalSpec {

@@ -144,7 +144,9 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<i32> {
             bail!("no labelled image shares its label with another one: nothing to evaluate");
         }
         let p = |v: &[(usize, f64)]| -> Map<String, Value> {
-            v.iter().map(|(k, v)| (format!("p@{k}"), json!(v))).collect()
+            v.iter()
+                .map(|(k, v)| (format!("p@{k}"), json!(v)))
+                .collect()
         };
         out.insert("queries".into(), json!(r.queries));
         out.insert("labelled".into(), json!(r.labelled));
@@ -224,7 +226,10 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
                 .classes
                 .iter()
                 .map(|(class, p, chance, n)| {
-                    (class.name().into(), json!({"p@5": p, "chance": chance, "sketches": n}))
+                    (
+                        class.name().into(),
+                        json!({"p@5": p, "chance": chance, "sketches": n}),
+                    )
                 })
                 .collect();
             println!(
@@ -248,7 +253,10 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
             r.tracing_source, r.tracings, row.tracing_recall_at_1, row.tracing_recall_at_10
         );
         if let Some(a) = row.aligned_recall_at_10 {
-            println!("  aligned outlines ({}): own image in the top 10 {a:.3}", r.aligned);
+            println!(
+                "  aligned outlines ({}): own image in the top 10 {a:.3}",
+                r.aligned
+            );
         }
     }
     Ok(0)
@@ -264,7 +272,9 @@ mod tests {
         assert_eq!((w.image, w.edge), (0.4, 0.3));
         assert!(parse_blend("0.4").unwrap_err().contains("IMAGE,EDGE"));
         assert!(parse_blend("0.8,0.5").unwrap_err().contains("more than 1"));
-        assert!(parse_blend("x,0.1").unwrap_err().contains("between 0 and 1"));
+        assert!(parse_blend("x,0.1")
+            .unwrap_err()
+            .contains("between 0 and 1"));
         assert!(parse_blend("1.5,0").is_err());
     }
 }

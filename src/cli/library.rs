@@ -3,7 +3,11 @@
 
 use super::*;
 
-pub(super) fn index_command(engine: &Engine, job: &IndexJob, json_line: bool) -> anyhow::Result<i32> {
+pub(super) fn index_command(
+    engine: &Engine,
+    job: &IndexJob,
+    json_line: bool,
+) -> anyhow::Result<i32> {
     let shown = crate::engine::library::store::Location::of(&job.index_path).display();
     let cancel = install_cancel_handler();
     let bar = progress_bar(0, "describing");

@@ -301,7 +301,9 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     input_size: sketch_size.clamp(32, 1024),
                     fill: sketch_lines.map_or(ds.fill, |lines| !lines),
                     layer: sketch_layer.unwrap_or(ds.layer),
-                    image_weight: sketch_image_weight.unwrap_or(ds.image_weight).clamp(0.0, 1.0),
+                    image_weight: sketch_image_weight
+                        .unwrap_or(ds.image_weight)
+                        .clamp(0.0, 1.0),
                     edge_weight: sketch_edge_weight.unwrap_or(ds.edge_weight).clamp(0.0, 1.0),
                     ..ds
                 },

@@ -195,11 +195,7 @@ impl Engine {
 /// others 0) keeps its raw similarities; otherwise the z-scores over the database of the
 /// channels with weight above 0 are summed with their weights (they live on different scales).
 pub fn blend(channels: &[(&[f32], f32)]) -> Vec<Hit> {
-    let used: Vec<(&[f32], f32)> = channels
-        .iter()
-        .copied()
-        .filter(|&(_, w)| w > 0.0)
-        .collect();
+    let used: Vec<(&[f32], f32)> = channels.iter().copied().filter(|&(_, w)| w > 0.0).collect();
     let n = used.iter().map(|(s, _)| s.len()).min().unwrap_or(0);
     if let [(only, _)] = used.as_slice() {
         return (0..n)
@@ -269,10 +265,19 @@ mod tests {
             image: 1.0 / 3.0,
             edge: 1.0 / 3.0,
         });
-        let by_hand = blend(&[(&contour, 1.0 / 3.0), (&edge, 1.0 / 3.0), (&image, 1.0 / 3.0)]);
+        let by_hand = blend(&[
+            (&contour, 1.0 / 3.0),
+            (&edge, 1.0 / 3.0),
+            (&image, 1.0 / 3.0),
+        ]);
         for (a, b) in thirds.iter().zip(&by_hand) {
             assert_eq!(a.entry, b.entry);
-            assert!((a.score - b.score).abs() < 1e-5, "{} vs {}", a.score, b.score);
+            assert!(
+                (a.score - b.score).abs() < 1e-5,
+                "{} vs {}",
+                a.score,
+                b.score
+            );
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -28,7 +28,8 @@ pub fn random_crop(img: &DynamicImage, bar_rows: u32, rng: &mut Rng) -> DynamicI
     let gray = img.to_luma8();
     let (w, h) = gray.dimensions();
     let h = h.saturating_sub(bar_rows.min(h.saturating_sub(1))).max(1);
-    let side = |n: u32, rng: &mut Rng| ((n as f32 * rng.range(0.2, 0.4)).round() as u32).clamp(1, n);
+    let side =
+        |n: u32, rng: &mut Rng| ((n as f32 * rng.range(0.2, 0.4)).round() as u32).clamp(1, n);
     let (cw, ch) = (side(w, rng), side(h, rng));
     let x0 = rng.below((w - cw + 1) as usize) as u32;
     let y0 = rng.below((h - ch + 1) as usize) as u32;

@@ -107,8 +107,8 @@ pub fn evaluate(
         .collect();
     if spec.per_class > 0 && !labelled.is_empty() {
         for class in ShapeClass::ALL {
-            let chance = labelled.iter().filter(|&&i| has(i, class)).count() as f64
-                / labelled.len() as f64;
+            let chance =
+                labelled.iter().filter(|&&i| has(i, class)).count() as f64 / labelled.len() as f64;
             let mut totals = vec![0.0; weights.len()];
             for _ in 0..spec.per_class {
                 let drawing = rasterise_strokes(&shape_sketch(class, &mut rng), config)?;
@@ -141,8 +141,8 @@ pub fn evaluate(
                 let Some(segmap) = outlines.get(&e.path) else {
                     continue;
                 };
-                let labels = crate::engine::particles::eval::load_labels(segmap)
-                    .map_err(Error::Index)?;
+                let labels =
+                    crate::engine::particles::eval::load_labels(segmap).map_err(Error::Index)?;
                 let size = config.input_size;
                 let kept = outline_drawing(&labels, e.data_bar_rows, size, 0.2, &mut rng);
                 let all = outline_drawing(&labels, e.data_bar_rows, size, 0.0, &mut rng);
@@ -278,7 +278,10 @@ pub fn shape_classes_of_labels(labels: &(u32, u32, Vec<u32>)) -> Vec<&'static st
 pub fn emps_outlines(
     dir: &Path,
     index: &Index,
-) -> Result<(BTreeMap<String, PathBuf>, BTreeMap<String, Vec<&'static str>>)> {
+) -> Result<(
+    BTreeMap<String, PathBuf>,
+    BTreeMap<String, Vec<&'static str>>,
+)> {
     let pairs = crate::engine::particles::eval::emps_pairs(dir).map_err(Error::Index)?;
     let by_name: BTreeMap<String, PathBuf> = pairs
         .into_iter()
@@ -292,8 +295,7 @@ pub fn emps_outlines(
     for e in &index.entries {
         let name = e.path.rsplit('/').next().unwrap_or(&e.path);
         if let Some(seg) = by_name.get(name) {
-            let labels =
-                crate::engine::particles::eval::load_labels(seg).map_err(Error::Index)?;
+            let labels = crate::engine::particles::eval::load_labels(seg).map_err(Error::Index)?;
             classes.insert(e.path.clone(), shape_classes_of_labels(&labels));
             outlines.insert(e.path.clone(), seg.clone());
         }

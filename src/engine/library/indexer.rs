@@ -10,18 +10,18 @@ use std::sync::mpsc::sync_channel;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::engine::descriptor::features::{describe, describe_taps, FeatureConfig, BATCH_SIZE};
-use image::GrayImage;
 use crate::engine::error::{Error, Result};
 use crate::engine::imaging::preprocess::{load_image, pixel_hash, prepare, DataBar, Prepared};
 use crate::engine::library::database::{absolute, read_table, resolve, scan_images, ParamValue};
 use crate::engine::library::files::IndexLock;
-use crate::engine::library::store::{is_old_single_file, Location, Reuse, Store};
 use crate::engine::library::index::{
     DuplicatePair, Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD,
 };
+use crate::engine::library::store::{is_old_single_file, Location, Reuse, Store};
 use crate::engine::model::vgg::Vgg16;
 use crate::engine::particles::{self, Summary};
 use crate::engine::sketch::{drawing_input, drawing_of_image, drawing_to_prepared, SketchConfig};
+use image::GrayImage;
 
 /// What to index and how.
 #[derive(Debug, Clone)]
@@ -57,7 +57,6 @@ pub struct IndexReport {
     /// The pairs themselves (identical first).
     pub duplicates: Vec<DuplicatePair>,
 }
-
 
 fn file_stamp(path: &Path) -> Result<(u64, u64)> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -181,10 +180,7 @@ pub fn reuse_of(
 
 /// Opens the library for writing: a file is locked for this writer (and an index file of the
 /// old single-file format is replaced, with a note); a server database is shared.
-fn open_for_writing(
-    index: &Path,
-    notes: &mut Vec<String>,
-) -> Result<(Store, Option<IndexLock>)> {
+fn open_for_writing(index: &Path, notes: &mut Vec<String>) -> Result<(Store, Option<IndexLock>)> {
     let location = Location::of(index);
     let lock = match &location {
         Location::Sqlite(path) => {

@@ -4,7 +4,6 @@
 //! a database image redrawn with wobble and gaps, shifted and scaled.
 //! The evaluation that uses them is `engine::eval::sketches`.
 
-
 use image::{GrayImage, Luma};
 
 use crate::engine::library::demo::Rng;

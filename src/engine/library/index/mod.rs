@@ -304,7 +304,11 @@ impl Index {
                 SearchSpace::default()
             }
         };
-        let sketch = fit(self.entries.iter().map(|e| e.sketch_raw.as_slice()).collect());
+        let sketch = fit(self
+            .entries
+            .iter()
+            .map(|e| e.sketch_raw.as_slice())
+            .collect());
         let edge = fit(self.entries.iter().map(|e| e.edge_raw.as_slice()).collect());
         self.sketch_space = sketch;
         self.edge_space = edge;

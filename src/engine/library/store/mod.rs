@@ -184,7 +184,8 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| Error::Index(format!("the library's {what} is corrupt: {e}")))
+    serde_json::from_str(s)
+        .map_err(|e| Error::Index(format!("the library's {what} is corrupt: {e}")))
 }
 
 const SPACES: [&str; 3] = ["image", "sketch", "edge"];
@@ -196,10 +197,7 @@ impl Store {
             Location::Sqlite(path) => Box::new(sqlite::open(path, create)?),
             Location::Postgres(url) => Box::new(postgres::open(url)?),
         };
-        let found = db.query(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            &[],
-        );
+        let found = db.query("SELECT value FROM meta WHERE key = 'schema_version'", &[]);
         let version = match found {
             Ok(rows) => rows
                 .first()
@@ -222,13 +220,16 @@ impl Store {
                 };
                 // Two indexers starting on a fresh server database create it once.
                 db.batch("BEGIN")?;
-                let created = db.lock_library().and_then(|()| db.batch(ddl)).and_then(|()| {
-                    db.execute(
-                        "INSERT INTO meta (key, value) VALUES ('schema_version', $1) \
+                let created = db
+                    .lock_library()
+                    .and_then(|()| db.batch(ddl))
+                    .and_then(|()| {
+                        db.execute(
+                            "INSERT INTO meta (key, value) VALUES ('schema_version', $1) \
                          ON CONFLICT (key) DO NOTHING",
-                        &[Value::Text(SCHEMA_VERSION.to_string())],
-                    )
-                });
+                            &[Value::Text(SCHEMA_VERSION.to_string())],
+                        )
+                    });
                 match created {
                     Ok(_) => db.batch("COMMIT")?,
                     Err(e) => {
@@ -346,7 +347,10 @@ impl Store {
         self.set_meta("db_dir", &db_dir.to_string_lossy())?;
         let stored: std::collections::HashMap<String, (i64, i64, String)> = self
             .db
-            .query("SELECT path, size_bytes, modified_ns, state FROM images", &[])?
+            .query(
+                "SELECT path, size_bytes, modified_ns, state FROM images",
+                &[],
+            )?
             .into_iter()
             .map(|r| {
                 let state = r[3].text().unwrap_or("").to_string();
@@ -361,8 +365,10 @@ impl Store {
             images.iter().map(|(p, _, _)| p.as_str()).collect();
         for path in stored.keys() {
             if !present.contains(path.as_str()) {
-                self.db
-                    .execute("DELETE FROM images WHERE path = $1", &[Value::Text(path.clone())])?;
+                self.db.execute(
+                    "DELETE FROM images WHERE path = $1",
+                    &[Value::Text(path.clone())],
+                )?;
                 counts.removed += 1;
             }
         }
@@ -516,7 +522,10 @@ impl Store {
             "SELECT raw FROM descriptors WHERE path = $1",
             &[Value::Text(path.into())],
         )?;
-        Ok(rows.first().map(|r| blob_f32(r[0].blob())).unwrap_or_default())
+        Ok(rows
+            .first()
+            .map(|r| blob_f32(r[0].blob()))
+            .unwrap_or_default())
     }
 
     /// Writes the finished library in one transaction: the table's columns, every image's

@@ -117,9 +117,11 @@ impl Db for Postgres {
                     row.try_get::<_, Option<i32>>(i)
                         .map(|v| v.map(|v| Value::Int(i64::from(v))))
                 } else if *ty == Type::BYTEA {
-                    row.try_get::<_, Option<Vec<u8>>>(i).map(|v| v.map(Value::Blob))
+                    row.try_get::<_, Option<Vec<u8>>>(i)
+                        .map(|v| v.map(Value::Blob))
                 } else {
-                    row.try_get::<_, Option<String>>(i).map(|v| v.map(Value::Text))
+                    row.try_get::<_, Option<String>>(i)
+                        .map(|v| v.map(Value::Text))
                 };
                 values.push(v.map_err(|e| self.err(e))?.unwrap_or(Value::Null));
             }

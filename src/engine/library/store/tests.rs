@@ -72,7 +72,10 @@ fn a_newer_schema_is_refused_and_left_alone() {
     drop(store);
     let before = std::fs::read(&path).expect("read");
     let e = Index::load(&path).expect_err("newer").to_string();
-    assert!(e.contains("newer morphosearch") && e.contains("schema 99"), "{e}");
+    assert!(
+        e.contains("newer morphosearch") && e.contains("schema 99"),
+        "{e}"
+    );
     let e = Store::open(&Location::Sqlite(path.clone()), true)
         .err()
         .expect("refused for writing too")
