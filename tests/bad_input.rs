@@ -18,6 +18,7 @@ use morphosearch::engine::{Engine, Error};
 fn job(db: &Path, index: &Path) -> IndexJob {
     IndexJob {
         pixel_size_column: None,
+        query_sizes: morphosearch::engine::library::index::DEFAULT_QUERY_SIZES.to_vec(),
         db_dir: db.to_path_buf(),
         table: None,
         image_column: None,

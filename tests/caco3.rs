@@ -32,6 +32,7 @@ fn built(data: &Path) -> &'static Built {
         let path = dir.path().join("caco3.msidx");
         let job = IndexJob {
             pixel_size_column: None,
+            query_sizes: morphosearch::engine::library::index::DEFAULT_QUERY_SIZES.to_vec(),
             db_dir: data.to_path_buf(),
             table: Some(data.join("synthesis_conditions.csv")),
             image_column: None,
@@ -266,7 +267,7 @@ fn sketch_search_by_shape_class_and_tracings() {
         seed: 1,
         outlines: None,
     };
-    let weights = [b.index.config.sketch.weights()];
+    let weights = [None];
     let e = morphosearch::engine::eval::sketches::evaluate(
         common::engine(),
         &b.index,

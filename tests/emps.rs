@@ -1,9 +1,9 @@
 //! Retrieval on EMPS train (../shared/data/emps_train: 366 SEM/TEM images from 247 papers with
 //! human particle outlines), the collection unlike CaCO3: same-paper retrieval with the image
 //! descriptor, tracings of the true outlines and aligned outline drawings with the sketch
-//! search. The floors are the plain baselines measured on this collection (docs/quality.md):
-//! max pooling without PCA for same-paper retrieval, the edge-map channel alone (R-MAC of
-//! conv5_3 over the contour drawings' lines) for tracings. Without the data the tests are
+//! search, against plain baselines on this collection (docs/quality.md): max pooling without
+//! PCA for same-paper retrieval, the edge-map channel alone (R-MAC of conv5_3 over the contour
+//! drawings' lines) for tracings, measured in the same run. Without the data the tests are
 //! reported as ignored with the reason, and skip with a printed reason if run anyway.
 
 mod common;
@@ -22,6 +22,7 @@ use morphosearch::engine::sketch::{SketchConfig, SketchWeights};
 fn build(data: &Path, dir: &Path) -> Index {
     let job = IndexJob {
         pixel_size_column: None,
+        query_sizes: morphosearch::engine::library::index::DEFAULT_QUERY_SIZES.to_vec(),
         db_dir: data.join("images"),
         table: None,
         image_column: None,
@@ -43,10 +44,11 @@ fn build(data: &Path, dir: &Path) -> Index {
     index
 }
 
-// Plain baselines on emps_train (docs/quality.md, "EMPS train"): same-paper mAP of max
-// pooling without PCA, and tracing recall of the edge-map channel alone.
-const SAME_PAPER_MAP_MAX_POOLING: f64 = 0.0;
-const TRACING_R10_EDGE_MAP_ONLY: f64 = 0.0;
+// Same-paper mAP on emps_train (docs/quality.md, "EMPS train"): GeM + PCA, the default before
+// (0.399), and plain max pooling without PCA (0.425); the default max + GeM + PCA measured
+// 0.424. The floor sits between: a clear gain over GeM, at most a rounding below plain max.
+const SAME_PAPER_MAP_GEM: f64 = 0.399;
+const SAME_PAPER_MAP_MAX_POOLING: f64 = 0.425;
 
 #[test]
 #[cfg_attr(
@@ -95,7 +97,7 @@ fn same_paper_retrieval_and_tracings_beat_the_plain_baselines() {
         &index,
         &shapes,
         &spec,
-        &[index.config.sketch.weights(), edge_only],
+        &[None, Some(edge_only)],
     )
     .expect("sketch evaluation");
     let (default, plain) = (&e.rows[0], &e.rows[1]);
@@ -112,8 +114,18 @@ fn same_paper_retrieval_and_tracings_beat_the_plain_baselines() {
         plain.aligned_recall_at_10.unwrap_or(0.0),
     );
     assert!(e.tracings >= 95, "{} tracings", e.tracings);
+    // The plain edge-map channel alone is measured in the same run, on the same tracings.
     assert!(
-        default.tracing_recall_at_10 > TRACING_R10_EDGE_MAP_ONLY,
+        default.tracing_recall_at_10 > plain.tracing_recall_at_10 + 0.05
+            && default.tracing_recall_at_1 > plain.tracing_recall_at_1,
+        "tracing R@10 {:.3} / R@1 {:.3} vs the edge map alone {:.3} / {:.3}",
+        default.tracing_recall_at_10,
+        default.tracing_recall_at_1,
+        plain.tracing_recall_at_10,
+        plain.tracing_recall_at_1
+    );
+    assert!(
+        default.tracing_recall_at_10 >= 0.56,
         "tracing R@10 {:.3}",
         default.tracing_recall_at_10
     );

@@ -61,9 +61,17 @@ fn synthetic_index(n: usize, weights_sha256: &str, db_dir: &Path, rng: &mut Rng)
         pca_dims: MAX_PCA_DIMS,
         whiten: false,
         sketch: SketchConfig::default(),
+        query_sizes: Vec::new(),
+        query_size_margin: 0.0,
+        rescale_small_queries: true,
+    };
+    // As wide as the default pooling's descriptors (max + GeM: two conv5_3 vectors).
+    let wide = match config.features.pooling {
+        crate::engine::descriptor::pooling::Pooling::MaxGem => 1024,
+        _ => 512,
     };
     let mut index = Index::new(config, db_dir.to_path_buf());
-    let raws = unit_vectors(n, 512, rng);
+    let raws = unit_vectors(n, wide, rng);
     let sketches = unit_vectors(n, 512, rng);
     let edges = unit_vectors(n, 512, rng);
     for i in 0..n {
@@ -75,7 +83,7 @@ fn synthetic_index(n: usize, weights_sha256: &str, db_dir: &Path, rng: &mut Rng)
             width: 224,
             height: 224,
             data_bar_rows: 0,
-            raw: raws[i * 512..(i + 1) * 512].to_vec(),
+            raw: raws[i * wide..(i + 1) * wide].to_vec(),
             sketch_raw: sketches[i * 512..(i + 1) * 512].to_vec(),
             edge_raw: edges[i * 512..(i + 1) * 512].to_vec(),
             particles: None,
@@ -182,6 +190,7 @@ pub fn run(
     engine_load: impl FnOnce() -> anyhow::Result<Engine>,
     images: Option<&Path>,
     runs: usize,
+    postgres: Option<&str>,
 ) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -322,15 +331,22 @@ pub fn run(
         "browse_10k_most_thumbnails_held".into(),
         json!(browse.most_held),
     );
-    let path_10k = tmp.path().join("10k.msidx");
+    let path_10k = tmp.path().join("10k.db");
     index_10k.save(&path_10k)?;
-    drop(index_10k);
     let load = time(runs, || Index::load(&path_10k));
-    out.insert("index_load_10k_ms".into(), json!(load * 1e3));
+    out.insert("library_load_10k_sqlite_ms".into(), json!(load * 1e3));
     out.insert(
-        "index_10k_file_mb".into(),
+        "library_10k_sqlite_file_mb".into(),
         json!(std::fs::metadata(&path_10k)?.len() as f64 / 1048576.0),
     );
+    if let Some(url) = postgres {
+        // The library replaces whatever that database held: give bench a scratch database.
+        let url = Path::new(url);
+        index_10k.save(url)?;
+        let load = time(runs, || Index::load(url));
+        out.insert("library_load_10k_postgres_ms".into(), json!(load * 1e3));
+    }
+    drop(index_10k);
     if let Some(rss) = peak_rss_mb() {
         out.insert("peak_rss_mb".into(), json!(rss));
     }
@@ -358,6 +374,7 @@ pub fn indexing(engine: &Engine, n: usize) -> anyhow::Result<Map<String, Value>>
     crate::engine::library::demo::generate(&db, n)?;
     let job = crate::engine::library::indexer::IndexJob {
         pixel_size_column: None,
+        query_sizes: crate::engine::library::index::DEFAULT_QUERY_SIZES.to_vec(),
         db_dir: db,
         table: None,
         image_column: None,

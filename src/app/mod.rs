@@ -259,7 +259,8 @@ impl MorphoApp {
             contours: self.settings.contours,
             ..SketchConfig::default()
         };
-        self.status = format!("Opening {}", db_dir.display());
+        let shown = crate::engine::library::store::Location::of(&db_dir).display();
+        self.status = format!("Opening {shown}");
         self.send(Job::Open {
             db_dir,
             table,

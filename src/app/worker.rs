@@ -14,6 +14,7 @@ use crate::engine::imaging::preprocess::load_image;
 use crate::engine::library::files::default_index_path;
 use crate::engine::library::index::{Hit, Index, Space, MAX_PCA_DIMS};
 use crate::engine::library::indexer::{build_index, IndexJob, IndexReport};
+use crate::engine::library::store::{Location, Store};
 use crate::engine::sketch::edges::{contour_steps, ContourSettings, ContourSteps};
 use crate::engine::sketch::{rasterise_strokes, working_gray, SketchConfig, Stroke};
 use crate::engine::{Engine, Error};
@@ -258,9 +259,13 @@ impl Worker {
                 index_path,
                 sketch,
             } => {
+                if let Location::Postgres(url) = Location::of(&db_dir) {
+                    return self.open_server_library(&url, sketch);
+                }
                 let index_path = index_path.unwrap_or_else(|| default_index_path(&db_dir));
                 let job = IndexJob {
                     pixel_size_column: None,
+                    query_sizes: crate::engine::library::index::DEFAULT_QUERY_SIZES.to_vec(),
                     db_dir,
                     table,
                     image_column: None,
@@ -469,6 +474,59 @@ impl Worker {
             elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
             drawing: Vec::new(),
             query_map,
+        });
+        Ok(())
+    }
+
+    /// A shared library on a PostgreSQL server, named by its URL in the database field: brought
+    /// up to date from its image folder when that folder is reachable here, else opened as it
+    /// is (searches work; Browse shows the stored thumbnails' samples).
+    fn open_server_library(&mut self, url: &str, sketch: SketchConfig) -> Result<(), Error> {
+        let start = std::time::Instant::now();
+        let location = Location::Postgres(url.to_string());
+        let settings = Store::open(&location, false)?.settings()?;
+        let Some((config, db_dir)) = settings else {
+            return Err(Error::Index(format!(
+                "library {} holds no images yet: index a folder into it first \
+                 (`morphosearch index FOLDER --index URL`)",
+                location.display()
+            )));
+        };
+        let index_path = PathBuf::from(url);
+        if db_dir.is_dir() {
+            let index = Index::load(&index_path)?;
+            let job = IndexJob {
+                pixel_size_column: None,
+                query_sizes: config.query_sizes.clone(),
+                db_dir,
+                table: index.table_path.clone().filter(|t| t.is_file()),
+                image_column: None,
+                index_path,
+                features: config.features,
+                pca_dims: config.pca_dims,
+                whiten: config.whiten,
+                sketch: SketchConfig {
+                    contours: sketch.contours,
+                    ..config.sketch
+                },
+            };
+            return self.build(job);
+        }
+        let index = Arc::new(Index::load(&index_path)?);
+        self.index = Some(index.clone());
+        self.index_job = None;
+        self.send(Event::Opened {
+            index,
+            report: IndexReport {
+                notes: vec![format!(
+                    "the library's image folder {} is not reachable from here: searching the \
+                     stored descriptors, no re-indexing",
+                    db_dir.display()
+                )],
+                ..IndexReport::default()
+            },
+            index_path,
+            elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
         });
         Ok(())
     }

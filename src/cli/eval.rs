@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use crate::engine::eval::sketches::{emps_outlines, SketchEvalSpec};
-use crate::engine::eval::{crops, leave_one_out, sketches, CUTOFFS};
+use crate::engine::eval::{crops, leave_one_out, leave_one_out_from_files, sketches, CUTOFFS};
 use crate::engine::library::database::read_column;
 use crate::engine::library::index::{Index, Space, MAX_PCA_DIMS};
 use crate::engine::sketch::SketchWeights;
@@ -43,6 +43,19 @@ pub struct EvalArgs {
     /// and report how often their source is first / in the top 10.
     #[arg(long, default_value_t = 0)]
     crops: usize,
+    /// Search each labelled image from its file, as a user's query (at the query sizes),
+    /// instead of comparing stored descriptors.
+    #[arg(long)]
+    from_files: bool,
+    /// Describe image queries at these extra input sizes (e.g. 112,64; default: the index's).
+    #[arg(long, value_delimiter = ',')]
+    query_sizes: Option<Vec<u32>>,
+    /// Describe small queries (crops) at their own scale too (default: the index's setting).
+    #[arg(long)]
+    rescale_small_queries: Option<bool>,
+    /// Margin of the extra query sizes (default: the index's).
+    #[arg(long)]
+    query_size_margin: Option<f32>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     #[arg(long)]
@@ -76,6 +89,9 @@ pub struct SketchEvalArgs {
     /// Weight of the edge-map similarity (default: the index's setting).
     #[arg(long)]
     edge_weight: Option<f32>,
+    /// Blend by drawing density (true) or with the fixed weights (false); default: the index's.
+    #[arg(long)]
+    by_density: Option<bool>,
     /// Evaluate these blends instead, each IMAGE,EDGE (repeatable): one row per blend, from
     /// the same queries.
     #[arg(long, value_parser = parse_blend)]
@@ -122,6 +138,22 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<i32> {
         idx.config.whiten = args.whiten.unwrap_or(idx.config.whiten);
         idx.refit();
     }
+    if let Some(sizes) = &args.query_sizes {
+        idx.config.query_sizes = sizes.clone();
+    }
+    if let Some(rescale) = args.rescale_small_queries {
+        idx.config.rescale_small_queries = rescale;
+    }
+    if let Some(margin) = args.query_size_margin {
+        idx.config.query_size_margin = margin;
+    }
+    let engine = if args.crops > 0 || args.from_files {
+        let engine = Engine::load(args.model.weights.as_deref(), args.model.device.name())?;
+        engine.check_index(&idx)?;
+        Some(engine)
+    } else {
+        None
+    };
     if args.labels.is_none() && args.crops == 0 {
         bail!("nothing to evaluate: give --labels (leave-one-out by label) and/or --crops N");
     }
@@ -139,7 +171,12 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<i32> {
         } else {
             Space::Image
         };
-        let r = leave_one_out(&idx, &labels, space, &CUTOFFS);
+        let r = match &engine {
+            Some(engine) if args.from_files => {
+                leave_one_out_from_files(engine, &idx, &labels, &CUTOFFS)?
+            }
+            _ => leave_one_out(&idx, &labels, space, &CUTOFFS),
+        };
         if r.queries == 0 {
             bail!("no labelled image shares its label with another one: nothing to evaluate");
         }
@@ -164,10 +201,8 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    if args.crops > 0 {
-        let engine = Engine::load(args.model.weights.as_deref(), args.model.device.name())?;
-        engine.check_index(&idx)?;
-        let c = crops::evaluate(&engine, &idx, args.crops, args.seed)?;
+    if let (Some(engine), true) = (&engine, args.crops > 0) {
+        let c = crops::evaluate(engine, &idx, args.crops, args.seed)?;
         out.insert(
             "crops".into(),
             json!({"queries": c.queries, "r@1": c.recall_at_1, "r@10": c.recall_at_10}),
@@ -187,7 +222,10 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<i32> {
 
 /// `morphosearch sketch-eval`.
 pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
-    let idx = Index::load(&args.index)?;
+    let mut idx = Index::load(&args.index)?;
+    if let Some(by_density) = args.by_density {
+        idx.config.sketch.by_density = by_density;
+    }
     let engine = Engine::load(args.model.weights.as_deref(), args.model.device.name())?;
     engine.check_index(&idx)?;
     let (outlines, mut shapes) = match &args.outlines {
@@ -203,14 +241,17 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
     if shapes.is_empty() && outlines.is_none() {
         bail!("give --labels (shape columns) and/or --outlines (a folder with true outlines)");
     }
-    let weights = if args.blend.is_empty() {
+    let weights: Vec<Option<SketchWeights>> = if !args.blend.is_empty() {
+        args.blend.iter().copied().map(Some).collect()
+    } else if args.image_weight.is_some() || args.edge_weight.is_some() {
         let d = idx.config.sketch.weights();
-        vec![SketchWeights {
+        vec![Some(SketchWeights {
             image: args.image_weight.unwrap_or(d.image),
             edge: args.edge_weight.unwrap_or(d.edge),
-        }]
+        })]
     } else {
-        args.blend.clone()
+        // The index's own rule (fixed, or by the drawing's density).
+        vec![None]
     };
     let spec = SketchEvalSpec {
         per_class: args.per_class,
@@ -220,7 +261,7 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
     };
     let r = sketches::evaluate(&engine, &idx, &shapes, &spec, &weights)?;
     for row in &r.rows {
-        let (c, e, i) = row.weights.normalised();
+        let (c, e, i) = row.weights.map_or((-1.0, -1.0, -1.0), |w| w.normalised());
         if args.json {
             let classes: Map<String, Value> = row
                 .classes
@@ -234,14 +275,26 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
                 .collect();
             println!(
                 "{}",
-                json!({"weights": {"contour": c, "edge": e, "image": i}, "classes": classes,
+                json!({"weights": row.weights.map(|_| json!({"contour": c, "edge": e, "image": i})),
+                       "ink": r.ink, "classes": classes,
                        "tracings": {"source": r.tracing_source, "n": r.tracings,
                                     "r@1": row.tracing_recall_at_1, "r@10": row.tracing_recall_at_10},
                        "aligned": {"n": r.aligned, "r@10": row.aligned_recall_at_10}})
             );
             continue;
         }
-        println!("weights: contour {c:.2}, edge map {e:.2}, image {i:.2}");
+        match row.weights {
+            Some(_) => println!("weights: contour {c:.2}, edge map {e:.2}, image {i:.2}"),
+            None if idx.config.sketch.by_density => println!(
+                "weights: the index's, by drawing density (ink 10/50/90 %: sketches \
+                 {:.3?}, tracings {:.3?}, aligned {:.3?})",
+                r.ink[0], r.ink[1], r.ink[2]
+            ),
+            None => {
+                let (c, e, i) = idx.config.sketch.weights().normalised();
+                println!("weights: contour {c:.2}, edge map {e:.2}, image {i:.2} (the index's)")
+            }
+        }
         for (class, p, chance, n) in &row.classes {
             println!(
                 "  {:<8} P@5 {p:.3}  (chance {chance:.3}, {n} sketches)",

@@ -112,9 +112,17 @@ pub enum Command {
         /// most 1, the contour descriptor gets the rest).
         #[arg(long)]
         sketch_edge_weight: Option<f32>,
+        /// Blend sketch similarities by the drawing's density (sparse sketches of a few
+        /// particles vs dense tracings; default: the measured best, docs/quality.md).
+        #[arg(long)]
+        sketch_by_density: Option<bool>,
         /// Table column with the pixel size in nm, for images whose files record none.
         #[arg(long)]
         pixel_size_column: Option<String>,
+        /// Extra input sizes image queries are described at (e.g. 112,64; a query-time
+        /// setting, docs/quality.md).
+        #[arg(long, value_delimiter = ',')]
+        query_sizes: Option<Vec<u32>>,
         /// End with one JSON line of this run's counts (described, unchanged, removed,
         /// failed, images); the summary goes to stderr.
         #[arg(long)]
@@ -202,6 +210,10 @@ pub enum Command {
         /// Instead, index this many generated images and report throughput and peak memory.
         #[arg(long)]
         indexing: Option<usize>,
+        /// Also time loading the 10k-image library from this PostgreSQL database (a scratch
+        /// one: bench replaces what it holds).
+        #[arg(long)]
+        postgres: Option<String>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -273,7 +285,9 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             sketch_layer,
             sketch_image_weight,
             sketch_edge_weight,
+            sketch_by_density,
             pixel_size_column,
+            query_sizes,
             json,
         } => {
             let (df, ds) = (FeatureConfig::default(), SketchConfig::default());
@@ -289,6 +303,8 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             let engine = Engine::load(model.weights.as_deref(), model.device.name())?;
             let job = IndexJob {
                 pixel_size_column: pixel_size_column.clone(),
+                query_sizes: query_sizes
+                    .unwrap_or_else(|| crate::engine::library::index::DEFAULT_QUERY_SIZES.to_vec()),
                 db_dir,
                 table,
                 image_column,
@@ -305,6 +321,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                         .unwrap_or(ds.image_weight)
                         .clamp(0.0, 1.0),
                     edge_weight: sketch_edge_weight.unwrap_or(ds.edge_weight).clamp(0.0, 1.0),
+                    by_density: sketch_by_density.unwrap_or(ds.by_density),
                     ..ds
                 },
             };
@@ -402,12 +419,18 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             json,
             runs,
             indexing,
+            postgres,
             model,
         } => {
             let load = || Ok(Engine::load(model.weights.as_deref(), model.device.name())?);
             let figures = match indexing {
                 Some(n) => crate::app::bench::indexing(&load()?, n)?,
-                None => crate::app::bench::run(load, images.as_deref(), runs.max(1))?,
+                None => crate::app::bench::run(
+                    load,
+                    images.as_deref(),
+                    runs.max(1),
+                    postgres.as_deref(),
+                )?,
             };
             if json {
                 println!("{}", Value::Object(figures));

@@ -22,7 +22,7 @@ use image::DynamicImage;
 use descriptor::features::{describe, FeatureConfig};
 pub use error::{Error, Result};
 use imaging::preprocess::prepare;
-use library::index::{Hit, Index, Space};
+use library::index::{Hit, Index};
 use model::vgg::{self, Vgg16};
 
 /// The model plus the operations a query needs. Load once, reuse for every query.
@@ -71,7 +71,9 @@ impl Engine {
         self.search_image_where(index, img, k, &|_| true)
     }
 
-    /// [`Self::search_image`] among the entries `admit` lets through.
+    /// [`Self::search_image`] among the entries `admit` lets through. The query is described
+    /// at the database's input size, at each of the index's extra query sizes and, when it is
+    /// much smaller than the library's images (a crop), at its own scale.
     pub fn search_image_where(
         &self,
         index: &Index,
@@ -79,7 +81,25 @@ impl Engine {
         k: usize,
         admit: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Vec<Hit>> {
-        let raw = self.describe_image(img, &index.config.features)?;
-        Ok(index.search_where(&raw, Space::Image, k, admit))
+        let mut raws = vec![self.describe_image(img, &index.config.features)?];
+        let input = index.config.features.preprocess.input_size;
+        let mut sizes = index.config.query_sizes.clone();
+        if index.config.rescale_small_queries {
+            let side = img.width().max(img.height());
+            sizes.extend(library::index::rescaled_query_size(
+                side,
+                index.typical_side(),
+                input,
+            ));
+        }
+        for size in sizes {
+            let mut config = index.config.features;
+            if size == config.preprocess.input_size || size < 32 {
+                continue;
+            }
+            config.preprocess.input_size = size;
+            raws.push(self.describe_image(img, &config)?);
+        }
+        Ok(index.search_multi_where(&raws, k, admit))
     }
 }

@@ -59,13 +59,13 @@ impl Engine {
         admit: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Vec<Hit>> {
         let drawing = sketch::normalise_sketch_image(img, &index.config.sketch)?;
-        let weights = index.config.sketch.weights();
+        let weights = index.config.sketch.weights_for(&drawing);
         Ok(self.sketch_query(index, &drawing, k, weights, admit)?.0)
     }
 
     /// The top `k` database images for a normalised drawing, under the index's blend weights.
     pub fn search_drawing(&self, index: &Index, drawing: &GrayImage, k: usize) -> Result<Vec<Hit>> {
-        self.search_drawing_weighted(index, drawing, k, index.config.sketch.weights())
+        self.search_drawing_weighted(index, drawing, k, index.config.sketch.weights_for(drawing))
     }
 
     /// [`Self::search_drawing`], also giving the images the network looked at
@@ -87,7 +87,7 @@ impl Engine {
         k: usize,
         admit: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<(Vec<Hit>, Vec<GrayImage>)> {
-        let weights = index.config.sketch.weights();
+        let weights = index.config.sketch.weights_for(drawing);
         self.sketch_query(index, drawing, k, weights, admit)
     }
 

@@ -240,6 +240,9 @@ mod tests {
             pca_dims: 2,
             whiten: false,
             sketch: Default::default(),
+            query_sizes: Vec::new(),
+            query_size_margin: 0.0,
+            rescale_small_queries: false,
         };
         let mut index = Index::new(config, "db".into());
         index.columns = vec!["shape".into()];

@@ -8,7 +8,6 @@ use crate::engine::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Pooling {
     /// Generalised mean, p = 3 (Radenović et al. 2018).
-    #[default]
     Gem,
     /// Global max (MAC).
     Max,
@@ -18,7 +17,9 @@ pub enum Pooling {
     Rmac,
     /// The study's original descriptor: fc2 after ReLU (needs full weights).
     Fc2,
-    /// Max and GeM side by side, each L2-normalised (twice the channels).
+    /// Max and GeM side by side, each L2-normalised (twice the channels): the default, the
+    /// one that holds on both CaCO3 and EMPS (docs/quality.md).
+    #[default]
     MaxGem,
 }
 

@@ -58,7 +58,8 @@ fn chance_ap(n: usize, r: usize) -> f64 {
 }
 
 /// Leave-one-out evaluation. `labels` maps image paths to a label; unlabelled images take no
-/// part. Queries are labelled images whose label occurs at least twice.
+/// part. Queries are labelled images whose label occurs at least twice; each is the stored
+/// descriptor of the image.
 pub fn leave_one_out(
     index: &Index,
     labels: &BTreeMap<String, String>,
@@ -66,13 +67,63 @@ pub fn leave_one_out(
     cutoffs: &[usize],
 ) -> EvalReport {
     let s = index.space(space);
+    evaluate_rankings(index, labels, cutoffs, s.len(), &mut |q| {
+        Ok((0..s.len())
+            .map(|i| (i, crate::engine::library::index::dot(s.row(q), s.row(i))))
+            .collect())
+    })
+    .unwrap_or_else(|_| empty_report())
+}
+
+/// [`leave_one_out`] with each query image read from its file and searched as a user's query
+/// is (at the index's query sizes), rather than taken from the stored descriptors.
+pub fn leave_one_out_from_files(
+    engine: &crate::engine::Engine,
+    index: &Index,
+    labels: &BTreeMap<String, String>,
+    cutoffs: &[usize],
+) -> crate::engine::Result<EvalReport> {
+    evaluate_rankings(index, labels, cutoffs, index.len(), &mut |q| {
+        let e = &index.entries[q];
+        let img = crate::engine::imaging::preprocess::load_image(
+            &crate::engine::library::database::resolve(&index.db_dir, &e.path),
+        )?;
+        Ok(engine
+            .search_image(index, &img, index.len())?
+            .into_iter()
+            .map(|h| (h.entry, h.score))
+            .collect())
+    })
+}
+
+fn empty_report() -> EvalReport {
+    EvalReport {
+        queries: 0,
+        labelled: 0,
+        map: 0.0,
+        precision: Vec::new(),
+        chance_map: 0.0,
+        chance_precision: Vec::new(),
+    }
+}
+
+/// The figures over every labelled query whose label occurs twice, from `rank(q)`: scores of
+/// entries for query entry `q` (the query itself and its identical twins are left out).
+fn evaluate_rankings(
+    index: &Index,
+    labels: &BTreeMap<String, String>,
+    cutoffs: &[usize],
+    searchable: usize,
+    rank: &mut dyn FnMut(usize) -> crate::engine::Result<Vec<(usize, f32)>>,
+) -> crate::engine::Result<EvalReport> {
     let labelled: Vec<(usize, &str)> = index
         .entries
         .iter()
         .enumerate()
         .filter_map(|(i, e)| labels.get(&e.path).map(|l| (i, l.as_str())))
-        .filter(|&(i, _)| i < s.len())
+        .filter(|&(i, _)| i < searchable)
         .collect();
+    let label_of: BTreeMap<usize, &str> = labelled.iter().copied().collect();
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     for &(_, l) in &labelled {
         *count.entry(l).or_default() += 1;
@@ -86,13 +137,10 @@ pub fn leave_one_out(
             continue;
         }
         let twin = &index.entries[q].pixel_hash;
-        let mut ranked: Vec<(f32, bool)> = labelled
-            .iter()
-            .filter(|&&(i, _)| i != q && &index.entries[i].pixel_hash != twin)
-            .map(|&(i, l)| {
-                let score: f32 = s.row(q).iter().zip(s.row(i)).map(|(a, b)| a * b).sum();
-                (score, l == label)
-            })
+        let mut ranked: Vec<(f32, bool)> = rank(q)?
+            .into_iter()
+            .filter(|&(i, _)| i != q && &index.entries[i].pixel_hash != twin)
+            .filter_map(|(i, score)| label_of.get(&i).map(|l| (score, *l == label)))
             .collect();
         let relevant_total = ranked.iter().filter(|r| r.1).count();
         if relevant_total == 0 {
@@ -109,7 +157,7 @@ pub fn leave_one_out(
         }
     }
     let n = aps.len().max(1) as f64;
-    EvalReport {
+    Ok(EvalReport {
         queries: aps.len(),
         labelled: labelled.len(),
         map: aps.iter().sum::<f64>() / n,
@@ -124,7 +172,7 @@ pub fn leave_one_out(
             .zip(&chance_p)
             .map(|(&k, &p)| (k, p / n))
             .collect(),
-    }
+    })
 }
 
 #[cfg(test)]

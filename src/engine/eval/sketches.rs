@@ -17,7 +17,9 @@ use crate::engine::library::index::{partial_top, Index};
 use crate::engine::particles::measure::{measure_all, Shape};
 use crate::engine::sketch::edges::lines_to_drawing;
 use crate::engine::sketch::sketchgen::{shape_sketch, tracing, ShapeClass, TracingStyle};
-use crate::engine::sketch::{drawing_of_image, is_blank, rasterise_strokes, SketchWeights};
+use crate::engine::sketch::{
+    drawing_of_image, ink_fraction, is_blank, rasterise_strokes, SketchWeights,
+};
 use crate::engine::{Engine, SketchScores};
 
 /// What to evaluate.
@@ -34,10 +36,11 @@ pub struct SketchEvalSpec {
     pub outlines: Option<BTreeMap<String, PathBuf>>,
 }
 
-/// One weight setting's figures.
+/// One blend's figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SketchEvalRow {
-    pub weights: SketchWeights,
+    /// Fixed weights, or None: the index's own rule (`SketchConfig::weights_for`).
+    pub weights: Option<SketchWeights>,
     /// (class, precision@5, chance, sketches)
     pub classes: Vec<(ShapeClass, f64, f64, usize)>,
     pub tracing_recall_at_1: f64,
@@ -54,6 +57,18 @@ pub struct SketchEval {
     pub aligned: usize,
     /// Where tracings came from: "contour drawings" or "true outlines".
     pub tracing_source: &'static str,
+    /// Inked fraction of the canvas (10th, 50th and 90th percentile): class sketches,
+    /// tracings, aligned outlines.
+    pub ink: [[f32; 3]; 3],
+}
+
+fn percentiles(mut v: Vec<f32>) -> [f32; 3] {
+    v.sort_by(f32::total_cmp);
+    let at = |q: usize| {
+        v.get((v.len() * q / 10).min(v.len().saturating_sub(1)))
+            .copied()
+    };
+    [at(1), at(5), at(9)].map(|x| x.unwrap_or(0.0))
 }
 
 /// Computes every channel: weights that leave none at 0.
@@ -83,8 +98,9 @@ pub fn evaluate(
     index: &Index,
     shape_labels: &BTreeMap<String, Vec<&'static str>>,
     spec: &SketchEvalSpec,
-    weights: &[SketchWeights],
+    weights: &[Option<SketchWeights>],
 ) -> Result<SketchEval> {
+    let mut ink: [Vec<f32>; 3] = Default::default();
     let mut rng = Rng::new(spec.seed);
     let config = &index.config.sketch;
     let mut rows: Vec<SketchEvalRow> = weights
@@ -112,9 +128,10 @@ pub fn evaluate(
             let mut totals = vec![0.0; weights.len()];
             for _ in 0..spec.per_class {
                 let drawing = rasterise_strokes(&shape_sketch(class, &mut rng), config)?;
+                ink[0].push(ink_fraction(&drawing));
                 let (scores, _) = engine.sketch_scores(index, &drawing, ALL_CHANNELS)?;
                 for (t, &w) in totals.iter_mut().zip(weights) {
-                    let mut hits = scores.blend(w);
+                    let mut hits = scores.blend(w.unwrap_or_else(|| config.weights_for(&drawing)));
                     hits.retain(|h| shape_labels.contains_key(&index.entries[h.entry].path));
                     partial_top(&mut hits, 5);
                     *t += hits.iter().filter(|h| has(h.entry, class)).count() as f64 / 5.0;
@@ -157,8 +174,10 @@ pub fn evaluate(
         let hand = tracing(&drawing, &mut rng, shift, width);
         if !is_blank(&hand) {
             traced += 1;
+            ink[1].push(ink_fraction(&hand));
             let (scores, _) = engine.sketch_scores(index, &hand, ALL_CHANNELS)?;
             for (j, &w) in weights.iter().enumerate() {
+                let w = w.unwrap_or_else(|| config.weights_for(&hand));
                 match hit_within(&scores, w, index, &e.pixel_hash, 10) {
                     Some(0) => {
                         first[j] += 1;
@@ -173,8 +192,10 @@ pub fn evaluate(
             let on_image = tracing(&all, &mut rng, TracingStyle::ALIGNED, width);
             if !is_blank(&on_image) {
                 aligned += 1;
+                ink[2].push(ink_fraction(&on_image));
                 let (scores, _) = engine.sketch_scores(index, &on_image, ALL_CHANNELS)?;
                 for (j, &w) in weights.iter().enumerate() {
+                    let w = w.unwrap_or_else(|| config.weights_for(&on_image));
                     aligned10[j] +=
                         usize::from(hit_within(&scores, w, index, &e.pixel_hash, 10).is_some());
                 }
@@ -198,6 +219,7 @@ pub fn evaluate(
         } else {
             "contour drawings"
         },
+        ink: ink.map(percentiles),
     })
 }
 

@@ -15,7 +15,8 @@ use crate::engine::imaging::preprocess::{load_image, pixel_hash, prepare, DataBa
 use crate::engine::library::database::{absolute, read_table, resolve, scan_images, ParamValue};
 use crate::engine::library::files::IndexLock;
 use crate::engine::library::index::{
-    DuplicatePair, Entry, Index, IndexConfig, NEAR_DUPLICATE_THRESHOLD,
+    DuplicatePair, Entry, Index, IndexConfig, DEFAULT_QUERY_SIZE_MARGIN,
+    DEFAULT_RESCALE_SMALL_QUERIES, NEAR_DUPLICATE_THRESHOLD,
 };
 use crate::engine::library::store::{is_old_single_file, Location, Reuse, Store};
 use crate::engine::model::vgg::Vgg16;
@@ -36,6 +37,8 @@ pub struct IndexJob {
     pub sketch: SketchConfig,
     /// Table column giving the pixel size in nm of images whose files record none.
     pub pixel_size_column: Option<String>,
+    /// Input sizes an image query is described at ([`IndexConfig::query_sizes`]).
+    pub query_sizes: Vec<u32>,
 }
 
 /// What indexing did and found.
@@ -249,6 +252,9 @@ pub fn build_index(
         pca_dims: job.pca_dims,
         whiten: job.whiten,
         sketch: job.sketch,
+        query_sizes: job.query_sizes.clone(),
+        query_size_margin: DEFAULT_QUERY_SIZE_MARGIN,
+        rescale_small_queries: DEFAULT_RESCALE_SMALL_QUERIES,
     };
     // One writer per file library; taking the lock also proves the location writable.
     let (mut store, _lock) = open_for_writing(&job.index_path, &mut report.notes)?;

@@ -34,6 +34,29 @@ pub struct SketchConfig {
     pub edge_weight: f32,
     pub edge_layer: usize,
     pub edge_pooling: Pooling,
+    /// Blend by what the drawing is: a sparse drawing of a few particles asks what particles
+    /// look like (`image_weight` / `edge_weight`), a dense tracing of a whole micrograph asks
+    /// for that layout ([`TRACING_WEIGHTS`]); between [`SPARSE_INK`] and [`DENSE_INK`] of the
+    /// canvas inked, the weights move linearly from the one to the other.
+    #[serde(default)]
+    pub by_density: bool,
+}
+
+/// The blend for dense drawings (tracings of a whole micrograph), docs/quality.md.
+pub const TRACING_WEIGHTS: SketchWeights = SketchWeights {
+    image: 0.2,
+    edge: 0.4,
+};
+/// Inked fraction of the canvas up to which a drawing counts as a few particles, and from
+/// which as a tracing of a whole micrograph (docs/quality.md: generated sketches ink 1-8 % of
+/// the canvas, median 3 %; tracings 2-19 %, median 6-9 %).
+pub const SPARSE_INK: f32 = 0.035;
+pub const DENSE_INK: f32 = 0.06;
+
+/// Fraction of the drawing's pixels that are line (dark).
+pub fn ink_fraction(drawing: &GrayImage) -> f32 {
+    let n = (drawing.width() * drawing.height()).max(1) as f32;
+    drawing.pixels().filter(|p| p[0] < 128).count() as f32 / n
 }
 
 impl Default for SketchConfig {
@@ -43,13 +66,15 @@ impl Default for SketchConfig {
             input_size: 224,
             // Chosen by measurement (docs/quality.md, "Sketch search").
             pooling: Pooling::Max,
-            image_weight: 0.6,
+            image_weight: 0.5,
             // One forward pass per sketch query gives both descriptors (see `search_drawing`).
             fill: true,
             layer: 21,
             edge_weight: 0.0,
             edge_layer: 28,
             edge_pooling: Pooling::Rmac,
+            // Chosen on CaCO3 and EMPS together (docs/quality.md, "Sketch search").
+            by_density: true,
         }
     }
 }
@@ -61,8 +86,23 @@ impl SketchConfig {
         Self {
             image_weight: other.image_weight,
             edge_weight: other.edge_weight,
+            by_density: other.by_density,
             ..*self
         } == *other
+    }
+
+    /// The blend weights for a query on `drawing`: the fixed ones, or by how much of the canvas
+    /// it inks ([`Self::by_density`]).
+    pub fn weights_for(&self, drawing: &GrayImage) -> SketchWeights {
+        let sparse = self.weights();
+        if !self.by_density {
+            return sparse;
+        }
+        let t = ((ink_fraction(drawing) - SPARSE_INK) / (DENSE_INK - SPARSE_INK)).clamp(0.0, 1.0);
+        SketchWeights {
+            image: sparse.image + t * (TRACING_WEIGHTS.image - sparse.image),
+            edge: sparse.edge + t * (TRACING_WEIGHTS.edge - sparse.edge),
+        }
     }
 
     /// The blend weights a sketch query uses under this config.
@@ -401,6 +441,35 @@ mod tests {
         let views = network_views(&drawing, &config, with_edges);
         assert_eq!(views.len(), 2);
         assert_eq!(views[1], drawing);
+    }
+
+    #[test]
+    fn a_tracing_of_many_outlines_is_blended_as_one() {
+        let square = |x: f32, y: f32| Stroke {
+            points: vec![
+                [x, y],
+                [x + 0.05, y],
+                [x + 0.05, y + 0.05],
+                [x, y + 0.05],
+                [x, y],
+            ],
+        };
+        let config = SketchConfig::default();
+        let few: Vec<Stroke> = (0..3).map(|i| square(0.1 + 0.3 * i as f32, 0.4)).collect();
+        let few = rasterise_strokes(&few, &config).expect("draw");
+        assert!(ink_fraction(&few) < SPARSE_INK, "{}", ink_fraction(&few));
+        assert_eq!(config.weights_for(&few), config.weights());
+        let many: Vec<Stroke> = (0..36)
+            .map(|i| square(0.05 + 0.15 * (i % 6) as f32, 0.05 + 0.15 * (i / 6) as f32))
+            .collect();
+        let many = rasterise_strokes(&many, &config).expect("draw");
+        assert!(ink_fraction(&many) > DENSE_INK, "{}", ink_fraction(&many));
+        assert_eq!(config.weights_for(&many), TRACING_WEIGHTS);
+        let fixed = SketchConfig {
+            by_density: false,
+            ..config
+        };
+        assert_eq!(fixed.weights_for(&many), fixed.weights());
     }
 
     #[test]

@@ -16,6 +16,12 @@ use crate::engine::sketch::SketchConfig;
 
 /// At most this many PCA axes, as in the study.
 pub const MAX_PCA_DIMS: usize = 200;
+/// Extra input sizes image queries are described at by default (docs/quality.md).
+pub const DEFAULT_QUERY_SIZES: &[u32] = &[];
+/// Their margin ([`IndexConfig::query_size_margin`]).
+pub const DEFAULT_QUERY_SIZE_MARGIN: f32 = 0.0;
+/// Whether small queries are described at their own scale too, by default.
+pub const DEFAULT_RESCALE_SMALL_QUERIES: bool = true;
 /// Cosine similarity above which two different images count as near-duplicates.
 pub const NEAR_DUPLICATE_THRESHOLD: f32 = 0.97;
 
@@ -27,6 +33,29 @@ pub struct IndexConfig {
     pub pca_dims: usize,
     pub whiten: bool,
     pub sketch: SketchConfig,
+    /// Input sizes an image query is described at besides the database's (a query-time
+    /// setting): a crop shows its particles larger than its source does, so it is also
+    /// described smaller, and each image scores its best match over the sizes. Empty: the
+    /// database's size only.
+    #[serde(default)]
+    pub query_sizes: Vec<u32>,
+    /// How much better (in cosine) a match at an extra query size must be than at the
+    /// database's size to count: whole-image queries keep their ranking, crops gain.
+    #[serde(default)]
+    pub query_size_margin: f32,
+    /// Also describe an image query markedly smaller than the library's images (a crop) at its
+    /// own scale ([`rescaled_query_size`]).
+    #[serde(default)]
+    pub rescale_small_queries: bool,
+}
+
+/// The extra input size for a query image whose longer side is `side` px when the library's
+/// images typically have `typical` px: a query under 3/4 of that is most likely a crop, which
+/// shows its particles larger than the library's images do at `input` px; described at
+/// `input` times the ratio (at least 64 px), its particles come out at the library's scale.
+pub fn rescaled_query_size(side: u32, typical: u32, input: u32) -> Option<u32> {
+    let ratio = side as f32 / typical.max(1) as f32;
+    (ratio < 0.75).then(|| ((input as f32 * ratio).round() as u32).clamp(64, input.max(65) - 1))
 }
 
 /// One indexed image.
@@ -340,6 +369,53 @@ impl Index {
         let s = self.space(space);
         let q = s.project(raw);
         top_k(&s.vectors, s.dims, &q, k, &|i| !admit(i))
+    }
+
+    /// The median longer side of the library's images, in pixels.
+    pub fn typical_side(&self) -> u32 {
+        let mut sides: Vec<u32> = self.entries.iter().map(|e| e.width.max(e.height)).collect();
+        if sides.is_empty() {
+            return 0;
+        }
+        let mid = sides.len() / 2;
+        *sides.select_nth_unstable(mid).1
+    }
+
+    /// [`Self::search_where`] for one query described at several sizes (the database's first):
+    /// each entry scores its best similarity over the descriptors, those of the extra sizes
+    /// less [`IndexConfig::query_size_margin`].
+    pub fn search_multi_where(
+        &self,
+        raws: &[Vec<f32>],
+        k: usize,
+        admit: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Vec<Hit> {
+        if let [one] = raws {
+            return self.search_where(one, Space::Image, k, admit);
+        }
+        let s = &self.image_space;
+        let qs: Vec<Vec<f32>> = raws.iter().map(|r| s.project(r)).collect();
+        let mut hits: Vec<Hit> = (0..s.len())
+            .into_par_iter()
+            .filter(|&i| admit(i))
+            .map(|i| Hit {
+                entry: i,
+                score: qs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, q)| {
+                        let margin = if k == 0 {
+                            0.0
+                        } else {
+                            self.config.query_size_margin
+                        };
+                        dot(q, s.row(i)) - margin
+                    })
+                    .fold(f32::NEG_INFINITY, f32::max),
+            })
+            .collect();
+        partial_top(&mut hits, k);
+        hits
     }
 
     /// The browsable columns: the table's, then the particle statistics ([`PARTICLE_COLUMNS`]).

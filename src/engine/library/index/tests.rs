@@ -10,6 +10,9 @@ pub(crate) fn toy_index(n: usize) -> Index {
         pca_dims: MAX_PCA_DIMS,
         whiten: false,
         sketch: SketchConfig::default(),
+        query_sizes: Vec::new(),
+        query_size_margin: 0.0,
+        rescale_small_queries: false,
     };
     let mut idx = Index::new(config, PathBuf::from("/db"));
     for i in 0..n {
@@ -161,4 +164,18 @@ proptest! {
             prop_assert_eq!(h.entry, a.1);
         }
     }
+}
+
+#[test]
+fn only_markedly_smaller_queries_are_described_at_their_own_scale() {
+    // Same size or a little smaller: a whole micrograph, no extra size.
+    assert_eq!(rescaled_query_size(1024, 1024, 224), None);
+    assert_eq!(rescaled_query_size(800, 1024, 224), None);
+    // A 30 % crop: described at 30 % of the input size too.
+    assert_eq!(rescaled_query_size(307, 1024, 224), Some(67));
+    // Tiny crops stop at 64 px; a half-size one is just under the input.
+    assert_eq!(rescaled_query_size(50, 1024, 224), Some(64));
+    assert_eq!(rescaled_query_size(700, 1000, 224), Some(157));
+    let idx = toy_index(5);
+    assert_eq!(idx.typical_side(), 1);
 }
