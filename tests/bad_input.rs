@@ -159,7 +159,7 @@ fn damaged_or_foreign_index_is_rebuilt_with_a_message() {
     let bytes = std::fs::read(&index_path).expect("read");
     std::fs::write(&index_path, &bytes[..bytes.len() / 2]).expect("truncate");
     let err = Index::load(&index_path).expect_err("truncated");
-    assert!(err.to_string().contains("truncated"), "{err}");
+    assert!(err.to_string().contains("i.msidx"), "{err}");
     let (index, report) = index_with(common::engine(), &j).expect("rebuilt");
     assert_eq!(index.len(), 3);
     assert_eq!(report.described, 3);
@@ -167,10 +167,28 @@ fn damaged_or_foreign_index_is_rebuilt_with_a_message() {
         report
             .notes
             .iter()
-            .any(|n| n.contains("truncated") && n.contains("rebuilding")),
+            .any(|n| n.contains("kept as") && n.contains("rebuilt")),
         "{:?}",
         report.notes
     );
+    assert!(
+        tmp.path().join("i.damaged").is_file(),
+        "the damaged file is kept"
+    );
+    // Another program's SQLite database is refused, never written.
+    let foreign = tmp.path().join("other.db");
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('CREATE TABLE t (x)'); c.commit()")
+        .arg(&foreign)
+        .status();
+    if status.is_ok_and(|s| s.success()) {
+        let before = std::fs::read(&foreign).expect("read");
+        let e = index_with(common::engine(), &job(&db, &foreign)).expect_err("foreign");
+        assert!(e.to_string().contains("database of something else"), "{e}");
+        let after = std::fs::read(&foreign).expect("read");
+        assert!(after == before, "the other program's database was written");
+    }
 
     // Another weights file: same network, one bias nudged.
     let other = tmp.path().join("other.safetensors");
@@ -347,7 +365,7 @@ fn a_second_writer_and_another_folder_on_one_index_are_refused() {
     let blocked = tmp.path().join("file");
     std::fs::write(&blocked, b"x").expect("w");
     let t = std::time::Instant::now();
-    let out = index_command(&a, &blocked.join("i.msidx"))
+    let out = index_command(&a, blocked.join("i.msidx"))
         .output()
         .expect("blocked");
     assert!(!out.status.success());
@@ -415,7 +433,7 @@ fn decompression_bombs_are_skipped_with_a_message_before_any_allocation() {
         .expect_err("46000 x 46000")
         .to_string();
     assert!(png.contains("46000 x 46000 px would take 2017 MB"), "{png}");
-    let out = index_command(&db, &tmp.path().join("i.msidx"))
+    let out = index_command(&db, tmp.path().join("i.msidx"))
         .output()
         .expect("index");
     assert!(

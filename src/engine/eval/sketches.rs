@@ -22,6 +22,12 @@ use crate::engine::sketch::{
 };
 use crate::engine::{Engine, SketchScores};
 
+/// Per entry path: its true outlines (label image), and the shape classes it shows.
+pub type Outlines = (
+    BTreeMap<String, PathBuf>,
+    BTreeMap<String, Vec<&'static str>>,
+);
+
 /// What to evaluate.
 #[derive(Debug, Clone)]
 pub struct SketchEvalSpec {
@@ -297,13 +303,7 @@ pub fn shape_classes_of_labels(labels: &(u32, u32, Vec<u32>)) -> Vec<&'static st
 
 /// The outlines of an EMPS-style folder (`images.csv` with `file` and `segmap` columns) keyed
 /// by the index's entry paths (matched by file name), and the shape classes each shows.
-pub fn emps_outlines(
-    dir: &Path,
-    index: &Index,
-) -> Result<(
-    BTreeMap<String, PathBuf>,
-    BTreeMap<String, Vec<&'static str>>,
-)> {
+pub fn emps_outlines(dir: &Path, index: &Index) -> Result<Outlines> {
     let pairs = crate::engine::particles::eval::emps_pairs(dir).map_err(Error::Index)?;
     let by_name: BTreeMap<String, PathBuf> = pairs
         .into_iter()

@@ -200,7 +200,36 @@ fn open_for_writing(index: &Path, notes: &mut Vec<String>) -> Result<(Store, Opt
         }
         Location::Postgres(_) => None,
     };
-    Ok((Store::open(&location, true)?, lock))
+    match Store::open(&location, true) {
+        Ok(store) => Ok((store, lock)),
+        // A library file SQLite cannot read (truncated, overwritten) is derived data: it is
+        // kept aside, never deleted, and the library rebuilt.
+        Err(e) if location.is_file() && is_damaged(&e) => {
+            let Location::Sqlite(path) = &location else {
+                return Err(e);
+            };
+            let aside = path.with_extension("damaged");
+            std::fs::rename(path, &aside).map_err(|io| Error::io(path, io))?;
+            for suffix in ["-wal", "-shm"] {
+                let mut side = path.as_os_str().to_os_string();
+                side.push(suffix);
+                let _ = std::fs::remove_file(std::path::PathBuf::from(side));
+            }
+            notes.push(format!(
+                "{e}; the damaged file is kept as {} and the library rebuilt",
+                aside.display()
+            ));
+            Ok((Store::open(&location, true)?, lock))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an error opening a library file says the file itself is damaged (as opposed to a
+/// newer schema or another program's database, which are refused).
+fn is_damaged(e: &Error) -> bool {
+    let m = e.to_string();
+    m.contains("malformed") || m.contains("not a database")
 }
 
 /// Builds or updates the index described by `job`, saving it to `job.index_path`.
@@ -458,6 +487,9 @@ fn describe_batch(
     Ok(out)
 }
 
+/// Contour and edge-map descriptors, one of each per drawing.
+type DrawingDescriptors = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// The contour and edge-map descriptors of database drawings: one forward pass of the lines
 /// tapped at both layers, or with filled contour descriptors, a second pass of the
 /// pseudo-micrographs for the contour one.
@@ -465,7 +497,7 @@ fn describe_drawings(
     vgg: &Vgg16,
     drawings: &[&GrayImage],
     sketch: &SketchConfig,
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+) -> Result<DrawingDescriptors> {
     if drawings.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }

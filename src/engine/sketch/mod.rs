@@ -99,6 +99,9 @@ impl SketchConfig {
             return sparse;
         }
         let t = ((ink_fraction(drawing) - SPARSE_INK) / (DENSE_INK - SPARSE_INK)).clamp(0.0, 1.0);
+        if t >= 1.0 {
+            return TRACING_WEIGHTS;
+        }
         SketchWeights {
             image: sparse.image + t * (TRACING_WEIGHTS.image - sparse.image),
             edge: sparse.edge + t * (TRACING_WEIGHTS.edge - sparse.edge),

@@ -93,7 +93,8 @@ fn parallel_top_k_over_many_rows_equals_a_full_sort() {
 }
 
 proptest! {
-    /// Arbitrary bytes, and every truncation of a valid index, are refused with a message.
+    /// Arbitrary bytes, and every truncation of a valid library file, are refused with a
+    /// message (and a file that is not a library is never written over).
     #[test]
     fn damaged_index_files_give_errors_not_panics(garbage in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..10_000) {
         let dir = tempfile::tempdir().expect("tmp");
@@ -101,6 +102,11 @@ proptest! {
         std::fs::write(&path, &garbage).expect("write");
         prop_assert!(Index::load(&path).is_err());
         let good = toy_index(4);
+        if !garbage.is_empty() {
+            prop_assert!(good.save(&path).is_err(), "saved over a file that is not a library");
+            prop_assert_eq!(std::fs::read(&path).expect("read"), garbage.clone());
+        }
+        std::fs::remove_file(&path).expect("remove");
         good.save(&path).expect("save");
         let bytes = std::fs::read(&path).expect("read");
         let cut = cut % bytes.len();

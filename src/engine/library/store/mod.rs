@@ -140,6 +140,11 @@ trait Db: Send {
     fn others_working(&mut self, worker: &str) -> Result<bool>;
     /// Begins a read-only transaction that sees one consistent state of the library.
     fn begin_snapshot(&mut self) -> Result<()>;
+    /// Whether the database holds tables of our names without being a library (another
+    /// program's database): it is then never written.
+    fn has_foreign_tables(&mut self) -> Result<bool>;
+    /// Called once the database is known to be a library (or was just made one).
+    fn library_confirmed(&mut self) -> Result<()>;
 }
 
 /// An open library.
@@ -214,6 +219,17 @@ impl Store {
             }
             Some(_) => {}
             None if create => {
+                // Another indexer may have just created the library: then it has a version.
+                let created_meanwhile = db
+                    .query("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+                    .is_ok_and(|rows| !rows.is_empty());
+                if db.has_foreign_tables()? && !created_meanwhile {
+                    return Err(Error::Index(format!(
+                        "{} is a database of something else (it has tables but is not a \
+                         morphosearch library); pass another --index",
+                        location.display()
+                    )));
+                }
                 let ddl = match location {
                     Location::Sqlite(_) => sqlite::SCHEMA,
                     Location::Postgres(_) => postgres::SCHEMA,
@@ -245,6 +261,7 @@ impl Store {
                 )))
             }
         }
+        db.library_confirmed()?;
         let worker = db.worker_id()?;
         Ok(Self {
             db,

@@ -192,6 +192,20 @@ impl Db for Postgres {
         Ok(matches!(rows.first().map(|r| &r[0]), Some(Value::Int(n)) if *n > 0))
     }
 
+    fn library_confirmed(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn has_foreign_tables(&mut self) -> Result<bool> {
+        let rows = self.query(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() \
+             AND table_name IN ('meta', 'images', 'descriptors', 'records', 'particles', \
+             'thumbnails', 'projections')",
+            &[],
+        )?;
+        Ok(matches!(rows.first().map(|r| &r[0]), Some(Value::Int(n)) if *n > 0))
+    }
+
     fn begin_snapshot(&mut self) -> Result<()> {
         self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     }

@@ -60,6 +60,19 @@ fn err(path: &Path, e: rusqlite::Error) -> Error {
 
 /// Opens the file (creating it and its folder when `create`).
 pub fn open(path: &Path, create: bool) -> Result<Sqlite> {
+    // SQLite would take a short file of anything for an empty database and write over it.
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mut head = [0u8; 16];
+        let read = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .map_err(|e| Error::io(path, e))?;
+        if meta.len() > 0 && (read < 16 || &head != b"SQLite format 3\0") {
+            return Err(Error::Index(format!(
+                "library {}: file is not a database (no SQLite header)",
+                path.display()
+            )));
+        }
+    }
     if create {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -78,12 +91,8 @@ pub fn open(path: &Path, create: bool) -> Result<Sqlite> {
     };
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(|e| err(path, e))?;
-    if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
+    conn.execute_batch("PRAGMA foreign_keys = ON;")
         .map_err(|e| err(path, e))?;
-    }
     Ok(Sqlite {
         conn,
         path: path.to_path_buf(),
@@ -183,5 +192,22 @@ impl Db for Sqlite {
 
     fn begin_snapshot(&mut self) -> Result<()> {
         self.batch("BEGIN")
+    }
+
+    fn library_confirmed(&mut self) -> Result<()> {
+        // Only now, the file known to be a library: the write-ahead log lets readers read
+        // while an indexer writes (setting it writes the file header).
+        if !self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            self.batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        }
+        Ok(())
+    }
+
+    fn has_foreign_tables(&mut self) -> Result<bool> {
+        let rows = self.query(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            &[],
+        )?;
+        Ok(rows.first().map_or(0, |r| r[0].int()) > 0)
     }
 }
