@@ -13,81 +13,24 @@
 //! `done` / `failed`): each claims a few pending images at a time (`FOR UPDATE SKIP LOCKED`
 //! on PostgreSQL), so several indexers on one library describe every image exactly once.
 
+mod location;
 mod postgres;
+mod read;
+mod schema;
 mod sqlite;
+
+pub use location::{redact_url, Location};
+pub use read::{is_old_single_file, read_library};
+use schema::schema;
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::descriptor::pca::Projection;
 use crate::engine::error::{Error, Result};
 use crate::engine::library::database::ParamValue;
 use crate::engine::library::index::{Entry, Index, IndexConfig, SearchSpace};
 
 /// The schema this program writes; a library with a newer one is refused, never rewritten.
 pub const SCHEMA_VERSION: i64 = 1;
-
-/// Where a library lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Sqlite(PathBuf),
-    /// A PostgreSQL connection URL.
-    Postgres(String),
-}
-
-impl Location {
-    /// A `postgresql://` or `postgres://` URL is a PostgreSQL library; anything else a file.
-    pub fn of(index: &Path) -> Self {
-        let s = index.to_string_lossy();
-        if s.starts_with("postgresql://") || s.starts_with("postgres://") {
-            Self::Postgres(s.into_owned())
-        } else {
-            Self::Sqlite(index.to_path_buf())
-        }
-    }
-
-    /// How to name the library to a user: a file's path, or the URL without its password.
-    pub fn display(&self) -> String {
-        match self {
-            Self::Sqlite(p) => p.display().to_string(),
-            Self::Postgres(url) => redact_url(url),
-        }
-    }
-
-    /// Whether this is a file (which the writer locks) rather than a server database.
-    pub fn is_file(&self) -> bool {
-        matches!(self, Self::Sqlite(_))
-    }
-}
-
-/// `url` with any password replaced by `***` (user info `user:password@`, or a `password=`
-/// query parameter).
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((user, host)) => match user.split_once(':') {
-            Some((name, _)) => format!("{name}:***@{host}"),
-            None => format!("{user}@{host}"),
-        },
-        None => authority.to_string(),
-    };
-    let tail: Vec<String> = tail
-        .split('&')
-        .map(|kv| {
-            let (k, _) = kv.split_once('=').unwrap_or((kv, ""));
-            let key = k.trim_start_matches(['?', '/']);
-            if key.eq_ignore_ascii_case("password") && kv.contains('=') {
-                format!("{k}=***")
-            } else {
-                kv.to_string()
-            }
-        })
-        .collect();
-    format!("{scheme}://{authority}{}", tail.join("&"))
-}
 
 /// A value bound to or read from a statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,14 +174,14 @@ impl Store {
                     )));
                 }
                 let ddl = match location {
-                    Location::Sqlite(_) => sqlite::SCHEMA,
-                    Location::Postgres(_) => postgres::SCHEMA,
+                    Location::Sqlite(_) => schema("INTEGER", "BLOB"),
+                    Location::Postgres(_) => schema("BIGINT", "BYTEA"),
                 };
                 // Two indexers starting on a fresh server database create it once.
                 db.batch("BEGIN")?;
                 let created = db
                     .lock_library()
-                    .and_then(|()| db.batch(ddl))
+                    .and_then(|()| db.batch(&ddl))
                     .and_then(|()| {
                         db.execute(
                             "INSERT INTO meta (key, value) VALUES ('schema_version', $1) \
@@ -317,12 +260,13 @@ impl Store {
         images: &[(String, u64, u64)],
         reuse: Reuse,
     ) -> Result<SyncCounts> {
-        self.db.batch("BEGIN")?;
-        let r = self.sync_in_transaction(config, db_dir, images, reuse);
-        self.end(r)
+        self.transaction(|s| s.sync_in_transaction(config, db_dir, images, reuse))
     }
 
-    fn end<T>(&mut self, r: Result<T>) -> Result<T> {
+    /// Runs `work` in one transaction: committed when it succeeds, rolled back otherwise.
+    fn transaction<T>(&mut self, work: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.db.batch("BEGIN")?;
+        let r = work(self);
         match r {
             Ok(v) => {
                 self.db.batch("COMMIT")?;
@@ -456,9 +400,7 @@ impl Store {
     /// Stores described images, each with its synthesis record and thumbnail, in one
     /// transaction; an entry with an empty `raw` keeps its stored image descriptor.
     pub fn put(&mut self, done: &[(Entry, Vec<ParamValue>, Vec<u8>)]) -> Result<()> {
-        self.db.batch("BEGIN")?;
-        let r = self.put_in_transaction(done);
-        self.end(r)
+        self.transaction(|s| s.put_in_transaction(done))
     }
 
     fn put_in_transaction(&mut self, done: &[(Entry, Vec<ParamValue>, Vec<u8>)]) -> Result<()> {
@@ -548,9 +490,7 @@ impl Store {
     /// Writes the finished library in one transaction: the table's columns, every image's
     /// record, the problems, the fitted projections and every projected vector.
     pub fn finish(&mut self, index: &Index) -> Result<()> {
-        self.db.batch("BEGIN")?;
-        let r = self.finish_in_transaction(index);
-        self.end(r)
+        self.transaction(|s| s.finish_in_transaction(index))
     }
 
     fn finish_in_transaction(&mut self, index: &Index) -> Result<()> {
@@ -604,135 +544,16 @@ impl Store {
         Ok(())
     }
 
-    /// The whole library as one consistent snapshot. Projected vectors are used as stored
-    /// when every image has them (a finished run); otherwise (an interrupted run) the
-    /// projections are refitted in memory.
-    pub fn read(&mut self) -> Result<Index> {
-        self.db.begin_snapshot()?;
-        let r = self.read_in_snapshot();
-        let _ = self.db.batch("COMMIT");
-        r
-    }
-
-    fn read_in_snapshot(&mut self) -> Result<Index> {
-        let Some((config, db_dir)) = self.settings()? else {
-            return Err(Error::Index(format!(
-                "library {} holds no images yet (run `morphosearch index` on a folder)",
-                self.location.display()
-            )));
-        };
-        let mut index = Index::new(config, db_dir);
-        if let Some(c) = self.meta("columns")? {
-            index.columns = from_json(&c, "columns")?;
-        }
-        if let Some(t) = self.meta("table_path")? {
-            index.table_path = from_json::<Option<String>>(&t, "table path")?.map(PathBuf::from);
-        }
-        let rows = self.db.query(
-            "SELECT i.path, i.size_bytes, i.modified_ns, i.pixel_hash, i.width, i.height, \
-             i.data_bar_rows, d.raw, d.sketch_raw, d.edge_raw, d.image_vec, d.sketch_vec, \
-             d.edge_vec, r.cells, p.summary \
-             FROM images i JOIN descriptors d ON d.path = i.path \
-             LEFT JOIN records r ON r.path = i.path LEFT JOIN particles p ON p.path = i.path \
-             WHERE i.state = 'done' ORDER BY i.path",
-            &[],
-        )?;
-        let mut vectors: [Vec<f32>; 3] = Default::default();
-        let mut complete = true;
-        for r in &rows {
-            index.entries.push(Entry {
-                path: r[0].text().unwrap_or("").to_string(),
-                size_bytes: r[1].int() as u64,
-                modified_ns: r[2].int() as u64,
-                pixel_hash: r[3].text().unwrap_or("").to_string(),
-                width: r[4].int() as u32,
-                height: r[5].int() as u32,
-                data_bar_rows: r[6].int() as u32,
-                raw: blob_f32(r[7].blob()),
-                sketch_raw: blob_f32(r[8].blob()),
-                edge_raw: blob_f32(r[9].blob()),
-                particles: match r[14].text() {
-                    Some(s) => Some(from_json(s, "particle statistics")?),
-                    None => None,
-                },
-            });
-            index.params.push(match r[13].text() {
-                Some(s) => from_json(s, "synthesis records")?,
-                None => Vec::new(),
-            });
-            for (k, v) in vectors.iter_mut().enumerate() {
-                match &r[10 + k] {
-                    Value::Blob(b) => v.extend(blob_f32(b)),
-                    _ => complete = false,
-                }
-            }
-        }
-        index.problems = self
-            .db
-            .query(
-                "SELECT path, error FROM images WHERE state = 'failed' ORDER BY path",
-                &[],
-            )?
-            .into_iter()
-            .map(|r| r[1].text().unwrap_or("cannot be read").to_string())
-            .collect();
-        index.pending = self.count_pending()?;
-        let projections = self
-            .db
-            .query("SELECT space, projection, dims FROM projections", &[])?;
-        if complete && projections.len() == SPACES.len() {
-            for r in projections {
-                let projection: Option<Projection> =
-                    from_json(r[1].text().unwrap_or("null"), "projection")?;
-                let dims = r[2].int() as usize;
-                let k = SPACES
-                    .iter()
-                    .position(|s| Some(*s) == r[0].text())
-                    .unwrap_or(0);
-                let space = SearchSpace {
-                    projection,
-                    dims,
-                    vectors: std::mem::take(&mut vectors[k]),
-                };
-                match k {
-                    0 => index.image_space = space,
-                    1 => index.sketch_space = space,
-                    _ => index.edge_space = space,
-                }
-            }
-            let n = index.len();
-            let consistent = [&index.image_space, &index.sketch_space, &index.edge_space]
-                .iter()
-                .all(|s| s.len() == n || (n == 0 && s.dims == 0));
-            if !consistent {
-                index.refit();
-            }
-        } else {
-            index.refit();
-        }
-        Ok(index)
-    }
-
-    /// The stored thumbnail (JPEG) of `path`, for when the image folder is not reachable.
-    pub fn thumbnail(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
-        let rows = self.db.query(
-            "SELECT jpeg FROM thumbnails WHERE path = $1",
-            &[Value::Text(path.into())],
-        )?;
-        Ok(rows.first().map(|r| r[0].blob().to_vec()))
-    }
-
     /// Writes a whole in-memory library (all its images described) into this store, replacing
     /// what it held: one transaction for the images, then the finished state.
     pub fn write_whole(&mut self, index: &Index) -> Result<()> {
-        self.db.batch("BEGIN")?;
-        let r = (|| {
-            self.db.lock_library()?;
-            self.db.execute("DELETE FROM images", &[])?;
-            self.set_meta("config", &json(&index.config)?)?;
-            self.set_meta("db_dir", &index.db_dir.to_string_lossy())?;
+        self.transaction(|s| {
+            s.db.lock_library()?;
+            s.db.execute("DELETE FROM images", &[])?;
+            s.set_meta("config", &json(&index.config)?)?;
+            s.set_meta("db_dir", &index.db_dir.to_string_lossy())?;
             for e in &index.entries {
-                self.db.execute(
+                s.db.execute(
                     "INSERT INTO images (path, state, need_image, size_bytes, modified_ns) \
                      VALUES ($1, 'claimed', 1, 0, 0)",
                     &[Value::Text(e.path.clone())],
@@ -744,41 +565,10 @@ impl Store {
                 .zip(&index.params)
                 .map(|(e, p)| (e.clone(), p.clone(), Vec::new()))
                 .collect();
-            self.put_in_transaction(&done)
-        })();
-        self.end(r)?;
+            s.put_in_transaction(&done)
+        })?;
         self.finish(index)
     }
-}
-
-/// Reads the library at `index` (a file path or a `postgresql://` URL).
-pub fn read_library(index: &Path) -> Result<Index> {
-    let location = Location::of(index);
-    if let Location::Sqlite(path) = &location {
-        if !path.exists() {
-            return Err(Error::Io {
-                path: path.clone(),
-                io: std::io::Error::from(std::io::ErrorKind::NotFound),
-            });
-        }
-        if is_old_single_file(path) {
-            return Err(Error::Index(format!(
-                "{} is an index in the old single-file format; run `morphosearch index` again \
-                 to rebuild it as a library database",
-                path.display()
-            )));
-        }
-    }
-    Store::open(&location, false)?.read()
-}
-
-/// Whether `path` is an index file of the format before the library database.
-pub fn is_old_single_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 8];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| &magic == b"MORPHIDX")
 }
 
 #[cfg(test)]

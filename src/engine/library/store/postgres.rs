@@ -9,46 +9,6 @@ use postgres::{Client, NoTls};
 use super::{redact_url, Db, Value};
 use crate::engine::error::{Error, Result};
 
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS images (
-    path TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    need_image BIGINT NOT NULL,
-    claimed_by TEXT,
-    size_bytes BIGINT NOT NULL,
-    modified_ns BIGINT NOT NULL,
-    pixel_hash TEXT,
-    width BIGINT,
-    height BIGINT,
-    data_bar_rows BIGINT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS images_state ON images (state);
-CREATE TABLE IF NOT EXISTS descriptors (
-    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
-    raw BYTEA, sketch_raw BYTEA, edge_raw BYTEA,
-    image_vec BYTEA, sketch_vec BYTEA, edge_vec BYTEA
-);
-CREATE TABLE IF NOT EXISTS records (
-    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
-    cells TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS particles (
-    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
-    summary TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS thumbnails (
-    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
-    jpeg BYTEA NOT NULL
-);
-CREATE TABLE IF NOT EXISTS projections (
-    space TEXT PRIMARY KEY,
-    projection TEXT NOT NULL,
-    dims BIGINT NOT NULL
-);
-";
-
 /// Key of the advisory lock that serialises queue and projection writers of one database.
 const LIBRARY_LOCK: i64 = 0x6d6f_7270_686f;
 

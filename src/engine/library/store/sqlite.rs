@@ -9,46 +9,6 @@ use rusqlite::{Connection, OpenFlags};
 use super::{Db, Value};
 use crate::engine::error::{Error, Result};
 
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS images (
-    path TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    need_image INTEGER NOT NULL,
-    claimed_by TEXT,
-    size_bytes INTEGER NOT NULL,
-    modified_ns INTEGER NOT NULL,
-    pixel_hash TEXT,
-    width INTEGER,
-    height INTEGER,
-    data_bar_rows INTEGER,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS images_state ON images (state);
-CREATE TABLE IF NOT EXISTS descriptors (
-    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
-    raw BLOB, sketch_raw BLOB, edge_raw BLOB,
-    image_vec BLOB, sketch_vec BLOB, edge_vec BLOB
-);
-CREATE TABLE IF NOT EXISTS records (
-    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
-    cells TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS particles (
-    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
-    summary TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS thumbnails (
-    path TEXT PRIMARY KEY REFERENCES images (path) ON DELETE CASCADE,
-    jpeg BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS projections (
-    space TEXT PRIMARY KEY,
-    projection TEXT NOT NULL,
-    dims INTEGER NOT NULL
-);
-";
-
 pub struct Sqlite {
     conn: Connection,
     path: std::path::PathBuf,
