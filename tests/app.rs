@@ -1,61 +1,14 @@
 //! The app driven headless with egui_kittest: real app state, real worker, real model, on a
 //! small demo library generated into a temporary folder.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::sync::Arc;
+
+use common::app::{drag, harness, step_until, DroppedPath};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
-use morphosearch::app::{AppOptions, MorphoApp, Settings, View};
-
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
-
-fn harness(tmp: &Path) -> Harness<'static, MorphoApp> {
-    let options = AppOptions {
-        database: None,
-        weights: None,
-        demo_dir: tmp.join("demo"),
-        demo_images: 12,
-        index_file: Some(tmp.join("demo.msidx")),
-    };
-    let app = MorphoApp::new(&egui::Context::default(), Settings::default(), options)
-        .expect("app starts");
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .build_ui_state(|ui, app: &mut MorphoApp| app.ui(ui), app)
-}
-
-/// Steps the UI until `done` holds (the worker runs meanwhile), or fails after `secs`.
-fn step_until(
-    h: &mut Harness<'static, MorphoApp>,
-    secs: u64,
-    what: &str,
-    done: impl Fn(&MorphoApp) -> bool,
-) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}; status: {}",
-            h.state().status
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    h.step();
-}
+use morphosearch::app::View;
 
 #[test]
 fn drop_sketch_preview_browse_export() {
@@ -104,7 +57,7 @@ fn drop_sketch_preview_browse_export() {
         .events
         .push(egui::Event::PasteImage(Arc::new(color)));
     step_until(&mut h, 120, "results of the pasted image", |a| {
-        a.query_label.as_deref() == Some("pasted image") && a.busy == 0
+        a.query_label.as_deref() == Some("pasted image") && a.busy() == 0
     });
     {
         let a = h.state();
@@ -123,32 +76,7 @@ fn drop_sketch_preview_browse_export() {
         (0.0, 40.0),
         (2.0, 2.0),
     ];
-    h.input_mut()
-        .events
-        .push(egui::Event::PointerMoved(egui::pos2(left, canvas_top)));
-    h.input_mut().events.push(egui::Event::PointerButton {
-        pos: egui::pos2(left, canvas_top),
-        button: egui::PointerButton::Primary,
-        pressed: true,
-        modifiers: egui::Modifiers::NONE,
-    });
-    h.step();
-    for (dx, dy) in points {
-        h.input_mut()
-            .events
-            .push(egui::Event::PointerMoved(egui::pos2(
-                left + dx,
-                canvas_top + dy,
-            )));
-        h.step();
-    }
-    h.input_mut().events.push(egui::Event::PointerButton {
-        pos: egui::pos2(left + 2.0, canvas_top + 2.0),
-        button: egui::PointerButton::Primary,
-        pressed: false,
-        modifiers: egui::Modifiers::NONE,
-    });
-    h.step();
+    drag(&mut h, egui::pos2(left, canvas_top), &points);
     assert_eq!(h.state().canvas.strokes.len(), 1, "one stroke drawn");
     step_until(&mut h, 120, "sketch results", |a| {
         a.hits_are_sketch && !a.hits.is_empty()
@@ -177,8 +105,9 @@ fn drop_sketch_preview_browse_export() {
     // A browse filter reduces the grid.
     h.get_by_label("Browse").click();
     h.step();
+    let row = h.get_by_label("Filter").rect();
     let is_filter = |n: &egui_kittest::Node<'_>| {
-        n.rect().left() > 330.0 && n.rect().top() > 60.0 && n.rect().top() < 200.0
+        (n.rect().center().y - row.center().y).abs() < 8.0 && n.rect().left() > row.right()
     };
     h.get_all_by_role(Role::TextInput)
         .find(is_filter)
@@ -254,7 +183,7 @@ fn particles_view_measures_the_query_and_compares_it_with_the_matches() {
         assert_eq!(a.view, View::Particles);
         let view = a.particles.as_ref().expect("analysis");
         assert!(!view.analysis.particles.is_empty());
-        assert_eq!(a.busy, 0, "every job ended in one event");
+        assert_eq!(a.busy(), 0, "every job ended in one event");
     }
     h.get_by_label_contains("Query vs the top");
     // The dropped file records no scale of its own, so the comparison is in pixels.
@@ -336,7 +265,7 @@ fn the_browse_filter_restricts_searches_when_asked() {
         hits.iter().all(|e| allowed.contains(e)),
         "{hits:?} not within {allowed:?}"
     );
-    h.get_by_label_contains("Searching only the");
+    h.get_by_label_contains("the Browse filter");
     // Off again: the whole library is ranked.
     h.state_mut().browse.restrict_search = false;
     h.state_mut().apply(morphosearch::ui::Action::Research);
@@ -361,7 +290,7 @@ fn fast_contour_slider_drags_leave_the_worker_idle() {
         h.state_mut().apply(morphosearch::ui::Action::Preview);
     }
     step_until(&mut h, 60, "the worker to be idle again", |a| {
-        a.busy == 0 && a.preview_entry == Some(2)
+        a.busy() == 0 && a.preview_entry == Some(2)
     });
     assert!(h.state().progress.is_none());
 }

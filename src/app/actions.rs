@@ -8,6 +8,7 @@ impl MorphoApp {
     pub fn apply(&mut self, action: Action) {
         match action {
             Action::OpenDemo => {
+                self.banner = None;
                 self.is_demo = true;
                 let dir = self.demo_dir.clone();
                 self.db_field = dir.display().to_string();
@@ -24,37 +25,35 @@ impl MorphoApp {
                 });
             }
             Action::OpenDatabase { db_dir, table } => {
+                self.banner = None;
                 self.is_demo = db_dir == self.demo_dir;
                 self.open(db_dir, table);
             }
             Action::QueryFile(path) => {
-                self.crop = None;
-                self.send(Job::SearchImage {
-                    source: QuerySource::File(path),
-                    crop: None,
-                    k: self.settings.top_k,
-                    allowed: self.allowed(),
-                });
+                let label = path.display().to_string();
+                self.search_image(QuerySource::File(path), label);
             }
             Action::QueryEntry(entry) => {
-                self.crop = None;
-                self.send(Job::SearchImage {
-                    source: QuerySource::Entry(entry),
-                    crop: None,
-                    k: self.settings.top_k,
-                    allowed: self.allowed(),
-                });
+                let Some(label) = self
+                    .index
+                    .as_ref()
+                    .and_then(|i| i.entries.get(entry))
+                    .map(|e| e.path.clone())
+                else {
+                    return;
+                };
+                self.search_image(QuerySource::Entry(entry), label);
                 self.view = View::Results;
             }
-            Action::Research => {
-                if self.hits_are_sketch {
-                    self.sketch_due = Some(Instant::now());
-                } else if self.query_label.is_some() {
-                    self.send(Job::Research {
-                        crop: self.crop,
-                        k: self.settings.top_k,
-                        allowed: self.allowed(),
-                    });
+            Action::Research => self.rerun_query(),
+            Action::SearchRegion(crop) => self.search_region(crop),
+            Action::ClearQuery => {
+                self.clear_query();
+                self.canvas.strokes.clear();
+            }
+            Action::SetConditions => {
+                if self.apply_conditions() {
+                    self.rerun_query();
                 }
             }
             Action::Select(entry) => {
@@ -64,7 +63,13 @@ impl MorphoApp {
                 }
             }
             Action::SketchChanged => {
-                self.sketch_due = Some(Instant::now() + SKETCH_DEBOUNCE);
+                if self.canvas.strokes.is_empty() {
+                    // Cleared: the sketch query ends now, not after the pause.
+                    self.sketch_due = None;
+                    self.search_sketch();
+                } else {
+                    self.sketch_due = Some(Instant::now() + SKETCH_DEBOUNCE);
+                }
             }
             Action::Preview => {
                 if let Some(entry) = self.selected {
@@ -75,11 +80,15 @@ impl MorphoApp {
                 }
             }
             Action::ApplyContours(settings) => {
+                self.confirm_apply = false;
                 self.settings.contours = settings;
                 self.send(Job::ApplyContours(settings));
             }
             Action::Export { path, browse } => match self.export(&path, browse) {
-                Ok(n) => self.info(format!("wrote {n} rows to {}", path.display())),
+                Ok(n) => {
+                    let written = path.canonicalize().unwrap_or(path);
+                    self.info(format!("wrote {n} rows to {}", written.display()));
+                }
                 Err(e) => self.report_error(format!("cannot export to {}: {e}", path.display())),
             },
             Action::CancelJob => {
@@ -172,12 +181,18 @@ impl MorphoApp {
     /// these" is on (None: all).
     pub fn allowed(&self) -> crate::app::worker::Allowed {
         let index = self.index.as_ref()?;
-        if !self.browse.restrict_search {
+        if !self.browse.restrict_search && self.conditions.is_empty() {
             return None;
         }
-        let mut mask = vec![false; index.len()];
-        for i in self.browse.filtered(index) {
-            mask[i] = true;
+        let mut mask = vec![true; index.len()];
+        if self.browse.restrict_search {
+            mask = vec![false; index.len()];
+            for i in self.browse.filtered(index) {
+                mask[i] = true;
+            }
+        }
+        for (i, m) in mask.iter_mut().enumerate() {
+            *m = *m && self.conditions.admits(index, i);
         }
         Some(Arc::new(mask))
     }

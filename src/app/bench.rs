@@ -347,10 +347,81 @@ pub fn run(
         out.insert("library_load_10k_postgres_ms".into(), json!(load * 1e3));
     }
     drop(index_10k);
+    let restart = app_restart_1k(tmp.path(), runs, &mut rng)?;
+    out.insert("app_restart_1k_ready_ms".into(), json!(restart * 1e3));
     if let Some(rss) = peak_rss_mb() {
         out.insert("peak_rss_mb".into(), json!(rss));
     }
     Ok(out)
+}
+
+/// Seconds from creating the app to a searchable library, on an already indexed library of
+/// 1,000 images (median of `runs` starts after one that settles it): a fresh app each time,
+/// with its own worker, which syncs the folder and reads the library as after a restart.
+/// The descriptors are synthetic and the files tiny: what is timed is the app's start, not
+/// the network.
+fn app_restart_1k(dir: &Path, runs: usize, rng: &mut Rng) -> anyhow::Result<f64> {
+    use crate::app::{AppOptions, MorphoApp, Settings};
+    let db = dir.join("restart-1k");
+    std::fs::create_dir_all(&db)?;
+    let settings = Settings::default();
+    let library = dir.join("restart-1k.db");
+    let sketch = SketchConfig {
+        contours: settings.contours,
+        ..SketchConfig::default()
+    };
+    let job = crate::app::worker::open_job(db.clone(), None, Some(library.clone()), sketch);
+    let weights = crate::engine::model::vgg::find_default_weights()?;
+    let sha = crate::engine::model::vgg::cached_file_sha256(&weights)?;
+    let mut index = synthetic_index(1000, &sha, &db, rng);
+    index.config = job.config(&sha);
+    let tile =
+        image::GrayImage::from_fn(32, 32, |x, y| image::Luma([((x * 7 + y * 3) % 251) as u8]));
+    for e in &mut index.entries {
+        let path = db.join(&e.path);
+        tile.save(&path)?;
+        (e.size_bytes, e.modified_ns) = crate::engine::library::indexer::file_stamp(&path)?;
+    }
+    index.refit();
+    index.save(&library)?;
+    let start_once = || -> anyhow::Result<f64> {
+        let ctx = egui::Context::default();
+        let options = AppOptions {
+            database: Some(db.clone()),
+            weights: Some(weights.clone()),
+            demo_dir: dir.join("no-demo"),
+            demo_images: 0,
+            index_file: Some(library.clone()),
+        };
+        let t = Instant::now();
+        let mut app = MorphoApp::new(&ctx, settings.clone(), options)?;
+        while app.index.is_none() {
+            anyhow::ensure!(
+                t.elapsed().as_secs() < 600,
+                "the app did not open the 1k library: {}",
+                app.status
+            );
+            app.poll_worker(&ctx);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let ready = t.elapsed().as_secs_f64();
+        let described = app.report.as_ref().map_or(0, |r| r.described);
+        anyhow::ensure!(
+            described == 0,
+            "the restart described {described} images again"
+        );
+        // Untimed: the model loads after the library is ready; let it finish before the next.
+        while app.busy() > 0 {
+            app.poll_worker(&ctx);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(ready)
+    };
+    start_once()?;
+    let times = (0..runs.max(1))
+        .map(|_| start_once())
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    Ok(median(times))
 }
 
 /// A micrograph of `cols x rows` demo renderings side by side (4 x 3 = 1024 x 768 px).

@@ -19,16 +19,6 @@ impl MorphoApp {
                     elapsed_ms,
                 } => {
                     self.progress = None;
-                    if self.frames_while_busy > 0 {
-                        self.log.push(format!(
-                            "UI while the worker ran: {} frames, longest {:.1} ms",
-                            self.frames_while_busy, self.longest_busy_frame_ms
-                        ));
-                    }
-                    self.log.push(format!(
-                        "database ready {:.2} s after the request",
-                        elapsed_ms / 1e3
-                    ));
                     self.duplicates = report.duplicates.clone();
                     self.settings.last_db = Some(index.db_dir.clone());
                     self.settings.last_table = index.table_path.clone();
@@ -51,7 +41,7 @@ impl MorphoApp {
                         .chain(&report.table_warnings)
                         .chain(&report.notes)
                     {
-                        self.log.push(p.clone());
+                        self.log_line(p.clone(), false);
                     }
                     self.map_coords = index
                         .image_space
@@ -64,13 +54,42 @@ impl MorphoApp {
                     self.thumb_generation += 1;
                     self.thumb_asked.clear();
                     self.thumb_failed.clear();
-                    self.hits.clear();
-                    self.selected = None;
+                    // The same library again (new contour settings, a refresh): the selected
+                    // sample stays selected; another library: nothing is.
+                    let same = self
+                        .index
+                        .as_ref()
+                        .is_some_and(|old| old.db_dir == index.db_dir);
+                    let selected = self
+                        .selected
+                        .filter(|_| same)
+                        .and_then(|s| self.index.as_ref()?.entries.get(s).map(|e| e.path.clone()))
+                        .and_then(|path| index.entries.iter().position(|e| e.path == path));
                     self.index = Some(index);
                     self.index_path = Some(index_path);
                     self.report = Some(report);
+                    // The query on screen is asked again of this library, so the results
+                    // always answer the query the bar names.
+                    if let Some(q) = &mut self.query {
+                        if !same {
+                            q.entry = None;
+                        }
+                    }
+                    self.hits.clear();
+                    self.rerun_query();
+                    self.selected = selected;
+                    if !self.where_field.trim().is_empty() && !self.apply_conditions() {
+                        self.conditions = Default::default();
+                    }
                 }
-                Event::QueryImage { label, image } => {
+                Event::QueryImage {
+                    query,
+                    label,
+                    image,
+                } => {
+                    if self.query.as_ref().is_none_or(|q| q.id != query) {
+                        continue;
+                    }
                     let rgba = image::DynamicImage::ImageRgba8(image);
                     if crate::engine::imaging::preprocess::is_uniform(&rgba) {
                         self.report_error(format!(
@@ -84,13 +103,27 @@ impl MorphoApp {
                     continue;
                 }
                 Event::Results {
+                    query,
+                    query_entry,
                     hits,
                     sketch,
                     elapsed_ms,
                     drawing,
                     query_map,
                 } => {
-                    self.selected = hits.first().map(|h| h.entry);
+                    let Some(q) = self.query.as_mut().filter(|q| q.id == query) else {
+                        // An older query's answer: the one on screen replaced it.
+                        continue;
+                    };
+                    q.state = QueryState::Done {
+                        results: hits.len(),
+                        ms: elapsed_ms,
+                    };
+                    if !sketch {
+                        q.entry = query_entry;
+                    }
+                    let keep = self.selected.filter(|s| hits.iter().any(|h| h.entry == *s));
+                    self.selected = keep.or_else(|| hits.first().map(|h| h.entry));
                     self.hits = hits;
                     self.hits_are_sketch = sketch;
                     self.last_query_ms = Some(elapsed_ms);
@@ -103,6 +136,7 @@ impl MorphoApp {
                             .collect();
                     }
                     self.status = format!("{} results in {:.0} ms", self.hits.len(), elapsed_ms);
+                    continue;
                 }
                 Event::Thumbnail {
                     generation,
@@ -116,7 +150,7 @@ impl MorphoApp {
                                 .insert(entry, texture(ctx, &format!("thumb{entry}"), &image)),
                             Err(e) => {
                                 self.thumb_failed.insert(entry);
-                                self.log.push(format!("thumbnail: {e}"));
+                                self.log_line(format!("no thumbnail: {e}"), true);
                             }
                         }
                     }
@@ -156,19 +190,30 @@ impl MorphoApp {
                         texture,
                     });
                 }
-                Event::Superseded => {}
                 Event::Cancelled => {
                     self.progress = None;
                     self.info(
                         "Cancelled; the work done so far is kept and continues next time.".into(),
                     );
                 }
-                Event::Error(e) => {
-                    self.progress = None;
-                    self.report_error(e);
+                Event::Error { query, message } => {
+                    match (query, self.query.as_mut()) {
+                        // The query on screen failed: its old results go, the bar says why.
+                        (Some(id), Some(q)) if q.id == id => {
+                            q.state = QueryState::Failed(message.clone());
+                            self.hits.clear();
+                            self.selected = None;
+                            self.report_error(message);
+                        }
+                        // An older query's failure: it was replaced, only the log keeps it.
+                        (Some(_), _) => self.log_line(message, true),
+                        (None, _) => {
+                            self.progress = None;
+                            self.report_error(message);
+                        }
+                    }
                 }
             }
-            self.busy = self.busy.saturating_sub(1);
         }
     }
 

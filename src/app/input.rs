@@ -60,16 +60,14 @@ impl MorphoApp {
     }
 
     pub(super) fn search_pasted(&mut self, image: image::RgbaImage) {
-        self.crop = None;
-        self.send(Job::SearchImage {
-            source: QuerySource::Rgba {
-                label: "pasted image".into(),
+        let label = "pasted image".to_string();
+        self.search_image(
+            QuerySource::Rgba {
+                label: label.clone(),
                 image,
             },
-            crop: None,
-            k: self.settings.top_k,
-            allowed: self.allowed(),
-        });
+            label,
+        );
     }
 
     /// Reads an image from the system clipboard itself (when the windowing layer passed on only

@@ -7,6 +7,7 @@ pub mod bench;
 mod events;
 mod input;
 mod panels;
+pub mod query;
 pub mod thumbnails;
 pub mod worker;
 
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::library::files::cache_dir;
+use crate::engine::library::index::conditions::Conditions;
 use crate::engine::library::index::{Hit, Index, Space};
 use crate::engine::library::indexer::IndexReport;
 use crate::engine::sketch::edges::ContourSettings;
@@ -26,6 +28,7 @@ use crate::ui::browser::BrowseState;
 use crate::ui::canvas::CanvasState;
 use crate::ui::map::MapState;
 use crate::ui::{gray_texture, preview, results, texture, Action, Thumbnails, THUMBNAIL_CAPACITY};
+pub use query::{ActiveQuery, LogLine, QueryKind, QueryState};
 use worker::{spawn, Crop, Event, Job, QuerySource, ThumbnailRequest, WorkerHandle};
 
 /// Number of images in the built-in demo library.
@@ -108,11 +111,14 @@ pub struct MorphoApp {
     pub is_demo: bool,
     pub view: View,
     pub progress: Option<(usize, usize, String, Instant)>,
-    pub busy: usize,
     pub hits: Vec<Hit>,
     pub hits_are_sketch: bool,
     pub last_query_ms: Option<f64>,
     pub selected: Option<usize>,
+    /// The query the results answer (None: no query).
+    pub query: Option<ActiveQuery>,
+    next_query: u64,
+    /// The image shown in the query panel (its file or "pasted image"), searchable by region.
     pub query_label: Option<String>,
     query_texture: Option<egui::TextureHandle>,
     pub crop: Option<Crop>,
@@ -144,13 +150,26 @@ pub struct MorphoApp {
     pub table_field: String,
     pub export_field: String,
     pub status: String,
-    pub log: Vec<String>,
+    /// The last error, shown in a banner above the results until dismissed or replaced.
+    pub banner: Option<String>,
+    pub log: Vec<LogLine>,
+    /// The filter bar's recipe conditions, as typed and as parsed; why they do not parse.
+    pub where_field: String,
+    pub conditions: Conditions,
+    pub where_error: Option<String>,
+    /// Why the typed k was changed (more than the library holds).
+    pub k_note: Option<String>,
+    /// "Apply to library" asks once before redrawing every image.
+    pub confirm_apply: bool,
+    pub show_query_panel: bool,
+    /// None until the first frame decides it from the window's width.
+    pub show_detail_panel: Option<bool>,
     /// UI frames drawn while indexing, and the longest one (the UI thread's own work).
     pub frames_while_busy: usize,
     /// Identical / near-identical pairs of the open database.
     pub duplicates: Vec<crate::engine::library::index::DuplicatePair>,
     pub longest_busy_frame_ms: f64,
-    show_log: bool,
+    pub show_log: bool,
     sent_title: String,
 }
 
@@ -169,7 +188,7 @@ impl MorphoApp {
             demo_dir: options.demo_dir,
             demo_images: options.demo_images,
             index_file: options.index_file,
-            export_field: "results.csv".into(),
+            export_field: default_export_path().display().to_string(),
             db_field: String::new(),
             particles: None,
             particle_fields: Default::default(),
@@ -181,11 +200,12 @@ impl MorphoApp {
             is_demo: false,
             view: View::Results,
             progress: None,
-            busy: 0,
             hits: Vec::new(),
             hits_are_sketch: false,
             last_query_ms: None,
             selected: None,
+            query: None,
+            next_query: 0,
             query_label: None,
             query_texture: None,
             crop: None,
@@ -207,7 +227,15 @@ impl MorphoApp {
             query_map: None,
             path_field: String::new(),
             status: String::new(),
+            banner: None,
             log: Vec::new(),
+            where_field: String::new(),
+            conditions: Conditions::default(),
+            where_error: None,
+            k_note: None,
+            confirm_apply: false,
+            show_query_panel: true,
+            show_detail_panel: None,
             frames_while_busy: 0,
             duplicates: Vec::new(),
             longest_busy_frame_ms: 0.0,
@@ -232,21 +260,26 @@ impl MorphoApp {
     }
 
     fn send(&mut self, job: Job) {
-        if self.worker.jobs.try_send(job).is_err() {
+        if !self.worker.send(job) {
             self.report_error("the worker is busy; try again in a moment".into());
-        } else {
-            self.busy += 1;
         }
     }
 
-    fn report_error(&mut self, message: String) {
-        self.status = format!("⚠ {message}");
-        self.log.push(message);
+    /// Jobs sent to the worker and not finished yet.
+    pub fn busy(&self) -> usize {
+        self.worker.pending()
+    }
+
+    /// An error the user must see: the banner above the results, the status line and the log.
+    pub fn report_error(&mut self, message: String) {
+        self.status = format!("Error: {message}");
+        self.banner = Some(message.clone());
+        self.log_line(message, true);
     }
 
     fn info(&mut self, message: String) {
         self.status = message.clone();
-        self.log.push(message);
+        self.log_line(message, false);
     }
 
     fn open(&mut self, db_dir: PathBuf, table: Option<PathBuf>) {
@@ -289,42 +322,59 @@ impl MorphoApp {
         if let Some(due) = self.sketch_due {
             if Instant::now() >= due {
                 self.sketch_due = None;
-                if !self.canvas.strokes.is_empty() && self.index.is_some() {
-                    self.send(Job::SearchSketch {
-                        strokes: self.canvas.strokes.clone(),
-                        k: self.settings.top_k,
-                        allowed: self.allowed(),
-                    });
-                }
+                self.search_sketch();
             } else {
                 ctx.request_repaint_after(due - Instant::now());
             }
         }
+        let width = ctx.content_rect().width();
+        // Side panels give way on small windows: the details start closed below 1000 points
+        // (one click opens them), and neither may take more than a third of the width.
+        let show_detail = *self.show_detail_panel.get_or_insert(width >= 1000.0);
+        let side_max = (width / 3.0).max(200.0);
 
         egui::Panel::top("top").show(ui, |ui| actions.extend(self.top_ui(ui)));
         egui::Panel::bottom("status").show(ui, |ui| actions.extend(self.status_ui(ui)));
-        egui::Panel::left("query")
-            .default_size(300.0)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical()
-                    .id_salt("query_scroll")
-                    .show(ui, |ui| actions.extend(self.query_ui(ui)));
-            });
-        if let Some(index) = self.index.clone() {
+        if self.show_log {
+            egui::Panel::bottom("log")
+                .resizable(true)
+                .default_size(220.0)
+                .size_range(80.0..=(ctx.content_rect().height() * 0.6).max(100.0))
+                .show(ui, |ui| self.log_ui(ui));
+        }
+        if self.show_query_panel {
+            egui::Panel::left("query")
+                .resizable(true)
+                .default_size(if width < 1000.0 { 230.0 } else { 300.0 })
+                .size_range(200.0..=side_max)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical()
+                        .id_salt("query_scroll")
+                        .show(ui, |ui| actions.extend(self.query_ui(ui)));
+                });
+        }
+        if let Some(index) = self.index.clone().filter(|_| show_detail) {
             egui::Panel::right("detail")
-                .default_size(320.0)
+                .resizable(true)
+                .default_size(if width < 1400.0 { 260.0 } else { 340.0 })
+                .size_range(200.0..=side_max)
                 .show(ui, |ui| {
                     egui::ScrollArea::vertical()
                         .id_salt("detail_scroll")
+                        .auto_shrink([false, false])
                         .show(ui, |ui| {
                             if let Some(sel) = self.selected {
-                                let score =
-                                    self.hits.iter().find(|h| h.entry == sel).map(|h| h.score);
+                                let score = self
+                                    .hits
+                                    .iter()
+                                    .find(|h| h.entry == sel)
+                                    .zip(self.query.as_ref())
+                                    .map(|(h, q)| (h.score, q.kind));
                                 actions.extend(results::detail_ui(
                                     ui,
                                     &index,
                                     sel,
-                                    score.map(|s| (s, self.hits_are_sketch)),
+                                    score,
                                     &self.thumbs,
                                     &mut missing,
                                 ));
@@ -335,34 +385,52 @@ impl MorphoApp {
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.selectable_value(&mut self.view, View::Results, "Results");
-                ui.selectable_value(&mut self.view, View::Browse, "Browse");
-                ui.selectable_value(&mut self.view, View::Map, "Map");
-                ui.selectable_value(&mut self.view, View::Duplicates, format!("Duplicates ({})", self.duplicates.len()));
-                if ui.selectable_value(&mut self.view, View::Contours, "Contours").clicked() {
-                    actions.push(Action::Preview);
-                }
-                ui.selectable_value(&mut self.view, View::Particles, "Particles");
-            });
-            ui.separator();
+            if let Some(message) = self.banner.clone() {
+                egui::Frame::new()
+                    .fill(ui.visuals().error_fg_color.gamma_multiply(0.18))
+                    .stroke(egui::Stroke::new(1.0, ui.visuals().error_fg_color))
+                    .inner_margin(6.0)
+                    .corner_radius(4.0)
+                    .show(ui, |ui| {
+                        ui.horizontal_wrapped(|ui| {
+                            ui.colored_label(ui.visuals().error_fg_color, egui::RichText::new("Error").strong());
+                            ui.label(&message);
+                            if ui.small_button("Dismiss").clicked() {
+                                self.banner = None;
+                            }
+                        });
+                    });
+            }
             let Some(index) = self.index.clone() else {
                 ui.label(if self.progress.is_some() { "Indexing the database…" } else { "Open a database to start: type its folder above and press Open, drop the folder on the window, or press Demo library. A cancelled indexing goes on where it stopped." });
                 return;
             };
+            actions.extend(self.query_bar_ui(ui, &index));
+            ui.separator();
+            egui::ScrollArea::horizontal().id_salt("tabs").show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut self.view, View::Results, "Results");
+                    ui.selectable_value(&mut self.view, View::Browse, "Browse");
+                    ui.selectable_value(&mut self.view, View::Map, "Map");
+                    if ui.selectable_value(&mut self.view, View::Contours, "Contours").clicked() {
+                        actions.push(Action::Preview);
+                    }
+                    ui.selectable_value(&mut self.view, View::Particles, "Particles");
+                    ui.selectable_value(&mut self.view, View::Duplicates, format!("Duplicates ({})", self.duplicates.len()));
+                });
+            });
+            ui.separator();
             match self.view {
                 View::Results => {
-                    if let Some(allowed) = self.allowed() {
-                        let n = allowed.iter().filter(|&&a| a).count();
-                        ui.colored_label(ui.visuals().warn_fg_color, format!("Searching only the {n} of {} samples the Browse filter shows (\"Search only these\" in Browse).", index.len()));
-                    }
                     if self.hits.is_empty() {
                         ui.label("Drop a micrograph on the window, type its path on the left, paste one (Ctrl+V), or draw particles on the canvas.");
                     }
-                    egui::ScrollArea::vertical().id_salt("results").show(ui, |ui| {
-                        actions.extend(results::grid_ui(ui, &index, &self.hits, &self.thumbs, self.selected, &mut missing));
+                    let kind = self.query.as_ref().map_or(QueryKind::Image, |q| q.kind);
+                    let exclude = self.query.as_ref().and_then(|q| q.entry);
+                    egui::ScrollArea::vertical().id_salt("results").auto_shrink([false, false]).show(ui, |ui| {
+                        actions.extend(results::grid_ui(ui, &index, &self.hits, kind, &self.thumbs, self.selected, &mut missing));
                         ui.separator();
-                        results::summary_ui(ui, &index, &self.hits);
+                        results::summary_ui(ui, &index, &self.hits, exclude);
                     });
                 }
                 View::Browse => actions.extend(self.browse.browse_ui(ui, &index, &self.thumbs, self.selected, &mut missing)),
@@ -376,7 +444,9 @@ impl MorphoApp {
                 }
                 View::Contours => {
                     let textures = self.preview_textures.as_ref().filter(|_| self.preview_entry == self.selected);
-                    actions.extend(preview::preview_ui(ui, &mut self.settings.contours, textures, self.preview_used));
+                    egui::ScrollArea::vertical().id_salt("contours").show(ui, |ui| {
+                        actions.extend(preview::preview_ui(ui, &mut self.settings.contours, textures, self.preview_used, &mut self.confirm_apply, index.len()));
+                    });
                 }
             }
         });
@@ -387,8 +457,8 @@ impl MorphoApp {
         }
         // While the worker runs, 4 frames a second keep the progress bar and time left
         // current (each worker event repaints too); more would only take CPU from the work,
-        // which matters on a software renderer.
-        if self.progress.is_some() || self.busy > 0 {
+        // which matters on a software renderer. Idle, nothing is asked for.
+        if self.progress.is_some() || self.busy() > 0 {
             ctx.request_repaint_after(Duration::from_millis(250));
         }
     }
@@ -399,6 +469,21 @@ impl MorphoApp {
             .as_ref()
             .is_some_and(|i| !i.space(space).is_empty())
     }
+}
+
+/// Where exports go unless another path is typed: the user's documents folder (else home,
+/// else the working directory), always shown as an absolute path.
+pub fn default_export_path() -> PathBuf {
+    let dir = directories::UserDirs::new()
+        .and_then(|u| {
+            u.document_dir()
+                .map(Path::to_path_buf)
+                .or_else(|| Some(u.home_dir().to_path_buf()))
+        })
+        .filter(|d| d.is_dir())
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    dir.join("morphosearch-results.csv")
 }
 
 /// A CSV table in the database folder, when there is exactly one.

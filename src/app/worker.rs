@@ -3,7 +3,7 @@
 //! Long jobs report progress and stop when the shared cancel flag is set.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 
@@ -13,20 +13,16 @@ use crate::engine::descriptor::features::FeatureConfig;
 use crate::engine::imaging::preprocess::load_image;
 use crate::engine::library::files::default_index_path;
 use crate::engine::library::index::{Hit, Index, Space, MAX_PCA_DIMS};
-use crate::engine::library::indexer::{build_index, IndexJob, IndexReport};
+use crate::engine::library::indexer::{build_index_with, IndexJob, IndexReport, Model};
 use crate::engine::library::store::{Location, Store};
+use crate::engine::model::vgg::Vgg16;
 use crate::engine::sketch::edges::{contour_steps, ContourSettings, ContourSteps};
 use crate::engine::sketch::{rasterise_strokes, working_gray, SketchConfig, Stroke};
 use crate::engine::{Engine, Error};
 
 pub use crate::app::thumbnails::{ThumbnailLoader, ThumbnailRequest, THUMB_SIZE};
 
-/// A part of the query image, in 0..1 coordinates of the image.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Crop {
-    pub min: [f32; 2],
-    pub max: [f32; 2],
-}
+pub use crate::ui::Crop;
 
 /// Where a query image comes from.
 #[derive(Debug, Clone)]
@@ -64,7 +60,9 @@ pub enum Job {
         sketch: SketchConfig,
     },
     /// Search with an image; `crop` limits it to a region, `allowed` to some entries.
+    /// `query` numbers the query: its results and errors carry it.
     SearchImage {
+        query: u64,
         source: QuerySource,
         crop: Option<Crop>,
         k: usize,
@@ -72,12 +70,14 @@ pub enum Job {
     },
     /// Search with the last query image again (new crop, k or allowed entries).
     Research {
+        query: u64,
         crop: Option<Crop>,
         k: usize,
         allowed: Allowed,
     },
     /// Search with canvas strokes.
     SearchSketch {
+        query: u64,
         strokes: Vec<Stroke>,
         k: usize,
         allowed: Allowed,
@@ -97,6 +97,18 @@ pub enum Job {
     },
 }
 
+impl Job {
+    /// The number of the query this job answers, if it is a search.
+    pub fn query(&self) -> Option<u64> {
+        match self {
+            Job::SearchImage { query, .. }
+            | Job::Research { query, .. }
+            | Job::SearchSketch { query, .. } => Some(*query),
+            _ => None,
+        }
+    }
+}
+
 /// What the worker reports back.
 #[derive(Debug)]
 pub enum Event {
@@ -113,10 +125,14 @@ pub enum Event {
         elapsed_ms: f64,
     },
     QueryImage {
+        query: u64,
         label: String,
         image: RgbaImage,
     },
     Results {
+        query: u64,
+        /// The library sample the query image is (same pixels), if any.
+        query_entry: Option<usize>,
         hits: Vec<Hit>,
         sketch: bool,
         elapsed_ms: f64,
@@ -142,17 +158,62 @@ pub enum Event {
         overlay: RgbaImage,
     },
     Cancelled,
-    /// A job dropped because a newer one of its kind replaced it (previews).
-    Superseded,
-    Error(String),
+    /// A job failed; `query` when it was a search.
+    Error {
+        query: Option<u64>,
+        message: String,
+    },
+}
+
+/// How the app indexes a folder it opens: the default settings, the library in the cache
+/// folder unless `index_path` names one.
+pub fn open_job(
+    db_dir: PathBuf,
+    table: Option<PathBuf>,
+    index_path: Option<PathBuf>,
+    sketch: SketchConfig,
+) -> IndexJob {
+    IndexJob {
+        pixel_size_column: None,
+        query_sizes: crate::engine::library::index::DEFAULT_QUERY_SIZES.to_vec(),
+        index_path: index_path.unwrap_or_else(|| default_index_path(&db_dir)),
+        db_dir,
+        table,
+        image_column: None,
+        features: FeatureConfig::default(),
+        pca_dims: MAX_PCA_DIMS,
+        whiten: false,
+        sketch,
+    }
 }
 
 /// Handle the UI keeps: send jobs, receive events, cancel long work, ask for thumbnails.
 pub struct WorkerHandle {
-    pub jobs: SyncSender<Job>,
+    jobs: SyncSender<Job>,
     pub events: Receiver<Event>,
     pub cancel: Arc<AtomicBool>,
     pub thumbnails: ThumbnailLoader,
+    /// Jobs sent and not yet finished. The worker counts a job down when it ends, however it
+    /// ends (done, failed, cancelled or dropped for a newer preview), so the count cannot
+    /// drift and the app knows when it may stop repainting.
+    pending: Arc<AtomicUsize>,
+}
+
+impl WorkerHandle {
+    /// Queues `job`; false when the queue is full.
+    pub fn send(&self, job: Job) -> bool {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let sent = self.jobs.try_send(job).is_ok();
+        if !sent {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        sent
+    }
+
+    /// Jobs queued or running.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
 }
 
 /// Starts the worker thread. `repaint` is called after every event.
@@ -166,6 +227,8 @@ pub fn spawn(
     let flag = cancel.clone();
     let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(repaint);
     let thumbnails = ThumbnailLoader::spawn(event_tx.clone(), repaint.clone())?;
+    let pending = Arc::new(AtomicUsize::new(0));
+    let counter = pending.clone();
     std::thread::Builder::new()
         .name("morphosearch-worker".into())
         .spawn(move || {
@@ -175,17 +238,19 @@ pub fn spawn(
                 index: None,
                 index_job: None,
                 query: None,
+                query_hash: None,
                 events: event_tx,
                 repaint,
                 cancel: flag,
             };
-            w.run(&job_rx);
+            w.run(&job_rx, &counter);
         })?;
     Ok(WorkerHandle {
         jobs: job_tx,
         events: event_rx,
         cancel,
         thumbnails,
+        pending,
     })
 }
 
@@ -195,6 +260,8 @@ struct Worker {
     index: Option<Arc<Index>>,
     index_job: Option<IndexJob>,
     query: Option<DynamicImage>,
+    /// The query image's pixel hash (finds the library sample that is the query).
+    query_hash: Option<String>,
     events: Sender<Event>,
     repaint: Arc<dyn Fn() + Send + Sync>,
     cancel: Arc<AtomicBool>,
@@ -207,7 +274,7 @@ impl Worker {
         (self.repaint)();
     }
 
-    fn run(&mut self, jobs: &Receiver<Job>) {
+    fn run(&mut self, jobs: &Receiver<Job>, pending: &AtomicUsize) {
         while let Ok(first) = jobs.recv() {
             // Coalesce: of several queued previews only the newest is computed.
             let mut batch = vec![first];
@@ -220,18 +287,21 @@ impl Worker {
             }
             let last_preview = batch.iter().rposition(|j| matches!(j, Job::Preview { .. }));
             for (i, job) in batch.into_iter().enumerate() {
-                if matches!(job, Job::Preview { .. }) && Some(i) != last_preview {
-                    // Every job ends in exactly one event: the UI counts them to know when
-                    // the worker is idle.
-                    self.send(Event::Superseded);
-                    continue;
-                }
-                if let Err(e) = self.handle(job) {
-                    match e {
-                        Error::Cancelled => self.send(Event::Cancelled),
-                        e => self.send(Event::Error(e.to_string())),
+                let superseded = matches!(job, Job::Preview { .. }) && Some(i) != last_preview;
+                if !superseded {
+                    let query = job.query();
+                    if let Err(e) = self.handle(job) {
+                        match e {
+                            Error::Cancelled => self.send(Event::Cancelled),
+                            e => self.send(Event::Error {
+                                query,
+                                message: e.to_string(),
+                            }),
+                        }
                     }
                 }
+                pending.fetch_sub(1, Ordering::SeqCst);
+                (self.repaint)();
             }
         }
     }
@@ -260,22 +330,11 @@ impl Worker {
                 sketch,
             } => {
                 if let Location::Postgres(url) = Location::of(&db_dir) {
-                    return self.open_server_library(&url, sketch);
+                    self.open_server_library(&url, sketch)?;
+                    return self.preload();
                 }
-                let index_path = index_path.unwrap_or_else(|| default_index_path(&db_dir));
-                let job = IndexJob {
-                    pixel_size_column: None,
-                    query_sizes: crate::engine::library::index::DEFAULT_QUERY_SIZES.to_vec(),
-                    db_dir,
-                    table,
-                    image_column: None,
-                    index_path: index_path.clone(),
-                    features: FeatureConfig::default(),
-                    pca_dims: MAX_PCA_DIMS,
-                    whiten: false,
-                    sketch,
-                };
-                self.build(job)
+                self.build(open_job(db_dir, table, index_path, sketch))?;
+                self.preload()
             }
             Job::OpenDemo {
                 dir,
@@ -306,6 +365,7 @@ impl Worker {
                 self.build(job)
             }
             Job::SearchImage {
+                query,
                 source,
                 crop,
                 k,
@@ -334,14 +394,22 @@ impl Worker {
                     }
                 };
                 self.send(Event::QueryImage {
+                    query,
                     label,
                     image: img.thumbnail(768, 768).to_rgba8(),
                 });
+                self.query_hash = Some(crate::engine::imaging::preprocess::pixel_hash(&img));
                 self.query = Some(img);
-                self.search_query(crop, k, &allowed)
+                self.search_query(query, crop, k, &allowed)
             }
-            Job::Research { crop, k, allowed } => self.search_query(crop, k, &allowed),
+            Job::Research {
+                query,
+                crop,
+                k,
+                allowed,
+            } => self.search_query(query, crop, k, &allowed),
             Job::SearchSketch {
+                query,
                 strokes,
                 k,
                 allowed,
@@ -354,6 +422,8 @@ impl Worker {
                     .engine()?
                     .search_drawing_with_views_where(&index, &drawing, k, &admit)?;
                 self.send(Event::Results {
+                    query,
+                    query_entry: None,
                     hits,
                     sketch: true,
                     elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
@@ -429,6 +499,7 @@ impl Worker {
 
     fn search_query(
         &mut self,
+        query: u64,
         crop: Option<Crop>,
         k: usize,
         allowed: &Allowed,
@@ -468,7 +539,13 @@ impl Worker {
             .projection
             .as_ref()
             .map(|p| p.map_2d(&raw));
+        let query_entry = self
+            .query_hash
+            .as_ref()
+            .and_then(|h| index.entries.iter().position(|e| &e.pixel_hash == h));
         self.send(Event::Results {
+            query,
+            query_entry,
             hits,
             sketch: false,
             elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
@@ -531,17 +608,39 @@ impl Worker {
         Ok(())
     }
 
+    /// Loads the model after a library opened from its store alone, so the first query does
+    /// not wait for it; a failure is reported when a query needs the model.
+    fn preload(&mut self) -> Result<(), Error> {
+        if self.engine.is_none() {
+            if let Ok(engine) = Engine::load(self.weights.as_deref(), "auto") {
+                self.engine = Some(engine);
+            }
+        }
+        Ok(())
+    }
+
     fn build(&mut self, job: IndexJob) -> Result<(), Error> {
         let start = std::time::Instant::now();
         self.cancel.store(false, Ordering::SeqCst);
-        self.engine()?;
-        let engine = self
-            .engine
-            .take()
-            .ok_or_else(|| Error::Weights("model not loaded".into()))?;
+        let sha256 = match &self.engine {
+            Some(e) => e.vgg.weights_sha256().to_string(),
+            None => {
+                let path = match &self.weights {
+                    Some(p) => p.clone(),
+                    None => crate::engine::model::vgg::find_default_weights()?,
+                };
+                crate::engine::model::vgg::cached_file_sha256(&path)?
+            }
+        };
+        let mut model = LazyModel {
+            engine: &mut self.engine,
+            weights: self.weights.as_deref(),
+            sha256,
+        };
         let events = self.events.clone();
-        let result = build_index(
-            &engine.vgg,
+        let repaint = self.repaint.clone();
+        let result = build_index_with(
+            &mut model,
             &job,
             &mut |done, total| {
                 let _ = events.send(Event::Progress {
@@ -549,11 +648,10 @@ impl Worker {
                     total,
                     what: format!("Indexing {}", job.db_dir.display()),
                 });
-                (self.repaint)();
+                repaint();
             },
             &self.cancel,
         );
-        self.engine = Some(engine);
         let (index, report) = result?;
         let index = Arc::new(index);
         self.index = Some(index.clone());
@@ -565,5 +663,32 @@ impl Worker {
             elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
         });
         Ok(())
+    }
+}
+
+/// The worker's model for an indexing run: loaded into the worker's engine slot the first
+/// time an image needs describing.
+struct LazyModel<'a> {
+    engine: &'a mut Option<Engine>,
+    weights: Option<&'a std::path::Path>,
+    sha256: String,
+}
+
+impl Model for LazyModel<'_> {
+    fn weights_sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    fn vgg(&mut self) -> Result<&Vgg16, Error> {
+        if self.engine.is_none() {
+            *self.engine = Some(Engine::load(self.weights, "auto")?);
+        }
+        match self.engine.as_ref() {
+            Some(e) if e.vgg.weights_sha256() == self.sha256 => Ok(&e.vgg),
+            Some(_) => Err(Error::Weights(
+                "the weights file changed while the library was being opened; open it again".into(),
+            )),
+            None => Err(Error::Weights("model not loaded".into())),
+        }
     }
 }

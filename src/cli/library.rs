@@ -2,6 +2,7 @@
 //! JSON lines), the 2-D map and duplicates listings.
 
 use super::*;
+use crate::engine::library::index::conditions::Conditions;
 
 pub(super) fn index_command(
     engine: &Engine,
@@ -106,12 +107,18 @@ pub(super) fn params_json(index: &Index, entry: usize) -> Map<String, Value> {
         .collect()
 }
 
+/// What a search may return: particle restrictions and recipe conditions (`--where`).
+pub(super) struct Restriction {
+    pub particles: crate::engine::particles::ParticleFilter,
+    pub conditions: Vec<String>,
+}
+
 pub(super) fn search_command(
     index_path: &Path,
     top_k: usize,
     json: bool,
     sketch: bool,
-    filter: &crate::engine::particles::ParticleFilter,
+    restrict: &Restriction,
     model: &ModelArgs,
     queries: &[PathBuf],
 ) -> anyhow::Result<i32> {
@@ -122,16 +129,31 @@ pub(super) fn search_command(
     if let Some(w) = index.partial_warning() {
         eprintln!("warning: {w}");
     }
+    // Conditions are checked before the model loads: a typo fails at once.
+    let conditions = Conditions::parse_all(&index, &restrict.conditions)?;
+    let filter = &restrict.particles;
     let engine = Engine::load(model.weights.as_deref(), model.device.name())?;
     engine.check_index(&index)?;
-    let admit = |i: usize| filter.admits(index.entries[i].particles.as_ref());
-    if !filter.is_empty() {
+    let admit = |i: usize| {
+        filter.admits(index.entries[i].particles.as_ref()) && conditions.admits(&index, i)
+    };
+    if !filter.is_empty() || !conditions.is_empty() {
         let passing = (0..index.len()).filter(|&i| admit(i)).count();
+        let mut what = Vec::new();
+        if !filter.is_empty() {
+            what.push(format!("whose particles are {}", filter.describe()));
+        }
+        if !conditions.is_empty() {
+            what.push(format!("where {conditions}"));
+        }
         eprintln!(
-            "searching the {passing} of {} images whose particles are {}",
+            "searching the {passing} of {} images {}",
             index.len(),
-            filter.describe()
+            what.join(" and ")
         );
+        if passing == 0 {
+            eprintln!("warning: no image meets these restrictions; the results are empty");
+        }
     }
     let mut failed = 0;
     let stdout = std::io::stdout();

@@ -30,7 +30,7 @@ pub mod particles;
 
 pub use args::{DeviceArg, PolarityArg, PoolingArg, ShapeArg};
 pub use library::shape_labels;
-use library::{duplicates_command, index_command, map_command, search_command};
+use library::{duplicates_command, index_command, map_command, search_command, Restriction};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -149,6 +149,11 @@ pub enum Command {
         /// Only images whose median particle size (ECD) is in this range of pixels.
         #[arg(long)]
         size_px: Option<String>,
+        /// Only samples whose recipe meets this condition, e.g. "Polymer type=PEG" or
+        /// "Temperature, C<40" (operators = != < <= > >= and ~ for contains; repeatable,
+        /// all must hold; columns of the table or the particle statistics).
+        #[arg(long = "where", value_name = "CONDITION")]
+        conditions: Vec<String>,
         #[command(flatten)]
         model: ModelArgs,
         #[arg(required = true)]
@@ -335,6 +340,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             shape,
             size_nm,
             size_px,
+            conditions,
             model,
             queries,
         } => {
@@ -348,7 +354,11 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 size_nm: range(size_nm)?,
                 size_px: range(size_px)?,
             };
-            search_command(&index, top_k, json, sketch, &filter, &model, &queries)
+            let restrict = Restriction {
+                particles: filter,
+                conditions,
+            };
+            search_command(&index, top_k, json, sketch, &restrict, &model, &queries)
         }
         Command::Eval(args) => eval::eval_command(&args),
         Command::Map { index, out } => {

@@ -2,7 +2,7 @@
 //! drawn), filtered by text (any parameter, label or file name) and a numeric range on one
 //! parameter, sorted by any parameter.
 
-use super::results::tile_ui;
+use super::results::{file_name, tile_layout, tile_ui, CAPTION};
 use super::{Action, Thumbnails};
 use crate::engine::library::index::Index;
 
@@ -115,6 +115,7 @@ impl BrowseState {
             c.and_then(|c| all_columns.get(c))
                 .map_or("(none)".to_string(), Clone::clone)
         };
+        // Two rows of fixed-width controls: the row never reflows as values change.
         ui.horizontal_wrapped(|ui| {
             ui.label("Filter");
             ui.add(
@@ -122,12 +123,19 @@ impl BrowseState {
                     .hint_text("text in any parameter, label or name")
                     .desired_width(200.0),
             );
+            ui.label("Range of");
             egui::ComboBox::from_id_salt("range_column")
+                .width(170.0)
+                .truncate()
                 .selected_text(column_name(self.range_column))
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.range_column, None, "(none)");
-                    for (c, name) in all_columns.iter().enumerate() {
-                        ui.selectable_value(&mut self.range_column, Some(c), name);
+                    // Only columns with numbers can take a numeric range (looked up while
+                    // the list is open, not every frame).
+                    let numeric = (0..all_columns.len())
+                        .filter(|&c| (0..index.len()).any(|i| index.value(i, c).number.is_some()));
+                    for c in numeric {
+                        ui.selectable_value(&mut self.range_column, Some(c), &all_columns[c]);
                     }
                 });
             ui.add(
@@ -140,8 +148,12 @@ impl BrowseState {
                     .hint_text("max")
                     .desired_width(50.0),
             );
+        });
+        ui.horizontal_wrapped(|ui| {
             ui.label("Sort by");
             egui::ComboBox::from_id_salt("sort_column")
+                .width(170.0)
+                .truncate()
                 .selected_text(column_name(self.sort_column))
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.sort_column, None, "(none)");
@@ -155,24 +167,52 @@ impl BrowseState {
         });
         let shown = self.shown(index).to_vec();
         ui.label(format!("{} of {} samples", shown.len(), index.len()));
-        let per_row = ((ui.available_width() / 122.0).floor() as usize).max(1);
+        // The vertical scroll bar takes its width from the grid, never from the last column.
+        let bar = ui.spacing().scroll.allocated_width();
+        let (per_row, side) = tile_layout(ui, ui.available_width() - bar);
         let rows = shown.len().div_ceil(per_row);
+        let row_height = side + CAPTION + ui.spacing().item_spacing.y;
         egui::ScrollArea::vertical()
             .id_salt("browse")
-            .show_rows(ui, 140.0, rows, |ui, range| {
+            .auto_shrink([false, false])
+            .show_rows(ui, row_height, rows, |ui, range| {
                 for row in range {
                     ui.horizontal(|ui| {
                         for &i in shown.iter().skip(row * per_row).take(per_row) {
-                            let name = index.entries[i].path.rsplit('/').next().unwrap_or("");
+                            let path = &index.entries[i].path;
                             // The sorted value leads the caption, so the order can be read.
-                            let caption = match self.sort_column {
+                            let first = match self.sort_column {
                                 Some(c) => {
                                     let v = index.value(i, c).text;
-                                    format!("{} · {name}", if v.is_empty() { "—" } else { &v })
+                                    if v.is_empty() {
+                                        "—".to_string()
+                                    } else {
+                                        v
+                                    }
                                 }
-                                None => name.to_string(),
+                                None => file_name(path).to_string(),
                             };
-                            if tile_ui(ui, i, &caption, thumbs, selected == Some(i), missing) {
+                            let second = match self.sort_column {
+                                Some(_) => file_name(path).to_string(),
+                                None => {
+                                    let e = &index.entries[i];
+                                    format!("{} × {} px", e.width, e.height)
+                                }
+                            };
+                            let hover = match self.sort_column {
+                                Some(c) => format!("{}: {first}\n{path}", all_columns[c]),
+                                None => path.clone(),
+                            };
+                            if tile_ui(
+                                ui,
+                                i,
+                                side,
+                                [&first, &second],
+                                &hover,
+                                thumbs,
+                                selected == Some(i),
+                                missing,
+                            ) {
                                 action = Some(Action::Select(i));
                             }
                         }
@@ -341,7 +381,7 @@ mod tests {
             let size = egui::vec2(1400.0, 900.0);
             let _ = headless_frame(&ctx, &mut b, &index, &thumbs, &mut missing, size, scroll);
             assert!(
-                missing.len() <= 11 * 8,
+                missing.len() <= 10 * 7,
                 "frame {frame} asked for {} thumbnails",
                 missing.len()
             );

@@ -78,11 +78,27 @@ pub fn stamp(tool: Tool, c: [f32; 2], p: [f32; 2]) -> Vec<[f32; 2]> {
             )
         })
         .collect(),
+        // A rod spans the drag, start to end, with round ends and a width of a sixth of its
+        // length (nanorods' aspect ratios are mostly 3-10).
         Tool::Rod => {
-            let w = r * 0.2;
-            [(-r, -w), (r, -w), (r, w), (-r, w), (-r, -w)]
-                .iter()
-                .map(|&(u, v)| at(u, v))
+            let half = r / 2.0;
+            let w = (r / 12.0).max(0.004);
+            let mid = [(c[0] + p[0]) / 2.0, (c[1] + p[1]) / 2.0];
+            let at_mid = |u: f32, v: f32| -> [f32; 2] {
+                let (s, co) = angle.sin_cos();
+                [mid[0] + co * u - s * v, mid[1] + s * u + co * v]
+            };
+            let cap = |centre: f32, from: f32| {
+                (0..=8).map(move |k| {
+                    let a = from + std::f32::consts::PI * k as f32 / 8.0;
+                    (centre + w * a.cos(), w * a.sin())
+                })
+            };
+            let straight = half - w;
+            cap(straight, -std::f32::consts::FRAC_PI_2)
+                .chain(cap(-straight, std::f32::consts::FRAC_PI_2))
+                .chain(std::iter::once((straight, -w)))
+                .map(|(u, v)| at_mid(u, v))
                 .collect()
         }
         Tool::Pen | Tool::Eraser => vec![c, p],
@@ -386,5 +402,23 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!((0.05..=0.11).contains(&max_r), "{tool:?}: {max_r}");
         }
+    }
+
+    #[test]
+    fn a_rod_spans_the_drag_and_is_slender() {
+        let pts = stamp(Tool::Rod, [0.2, 0.5], [0.6, 0.5]);
+        let (xs, ys): (Vec<f32>, Vec<f32>) = pts.iter().map(|p| (p[0], p[1])).unzip();
+        let lo = xs.iter().copied().fold(f32::MAX, f32::min);
+        let hi = xs.iter().copied().fold(f32::MIN, f32::max);
+        assert!(
+            (lo - 0.2).abs() < 1e-3 && (hi - 0.6).abs() < 1e-3,
+            "{lo}..{hi}"
+        );
+        let width = ys.iter().copied().fold(f32::MIN, f32::max)
+            - ys.iter().copied().fold(f32::MAX, f32::min);
+        assert!(
+            width > 0.0 && width <= 0.4 / 5.0,
+            "width {width} of a 0.4 rod"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! recipes differ: the same image filed under two recipes is what a chemist checking a database
 //! needs to see.
 
-use super::results::tile_ui;
+use super::results::{file_name, tile_ui, CAPTION};
 use super::{Action, Thumbnails};
 use crate::engine::library::index::{DuplicatePair, Index};
 
@@ -22,17 +22,14 @@ pub fn duplicates_ui(
     ));
     egui::ScrollArea::vertical()
         .id_salt("duplicates")
-        .show_rows(ui, 150.0, pairs.len(), |ui, range| {
+        .show_rows(ui, 116.0 + CAPTION + 8.0, pairs.len(), |ui, range| {
             for d in &pairs[range] {
                 ui.horizontal(|ui| {
                     for e in [d.a, d.b] {
-                        let name = index.entries[e]
-                            .path
-                            .rsplit('/')
-                            .next()
-                            .unwrap_or("")
-                            .to_string();
-                        if tile_ui(ui, e, &name, thumbs, false, missing) {
+                        let entry = &index.entries[e];
+                        let size = format!("{} × {} px", entry.width, entry.height);
+                        let lines = [file_name(&entry.path), size.as_str()];
+                        if tile_ui(ui, e, 116.0, lines, &entry.path, thumbs, false, missing) {
                             action = Some(Action::Select(e));
                         }
                     }

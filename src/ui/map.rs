@@ -44,6 +44,37 @@ const PALETTE: [Color32; 10] = [
     Color32::from_rgb(23, 190, 207),
 ];
 
+/// Colour of category `i`: the ten-colour palette first, then further hues around the colour
+/// wheel (golden-angle steps, alternating lightness), so no two categories share a colour.
+pub fn category_colour(i: usize) -> Color32 {
+    if let Some(c) = PALETTE.get(i) {
+        return *c;
+    }
+    let k = i - PALETTE.len();
+    let hue = (0.13 + k as f32 * 0.618_034).fract();
+    let value = if k % 2 == 0 { 0.95 } else { 0.65 };
+    let saturation = if k % 3 == 2 { 0.45 } else { 0.8 };
+    egui::ecolor::Hsva::new(hue, saturation, value, 1.0).into()
+}
+
+/// The colour ramp of a numeric colouring, `t` in 0..1 (blue, through purple, to red).
+fn ramp(t: f32) -> Color32 {
+    Color32::from_rgb(
+        (40.0 + 215.0 * t) as u8,
+        (60.0 + 80.0 * (1.0 - (2.0 * t - 1.0).abs())) as u8,
+        (255.0 * (1.0 - t)) as u8,
+    )
+}
+
+/// How the points are coloured, for the legend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Legend {
+    /// One colour per category (cluster or text value).
+    Categories(Vec<(String, Color32)>),
+    /// A numeric column: its range, drawn as a colour bar.
+    Range { name: String, lo: f64, hi: f64 },
+}
+
 /// k-means on 2-D points (deterministic k-means++-like start: farthest-point seeding).
 pub fn kmeans(points: &[[f32; 2]], k: usize) -> Vec<usize> {
     if points.is_empty() || k == 0 {
@@ -97,20 +128,16 @@ pub fn kmeans(points: &[[f32; 2]], k: usize) -> Vec<usize> {
 
 impl MapState {
     /// Colour of each point under the current setting, and a legend.
-    pub fn colours(
-        &self,
-        index: &Index,
-        coords: &[[f32; 2]],
-    ) -> (Vec<Color32>, Vec<(String, Color32)>) {
+    pub fn colours(&self, index: &Index, coords: &[[f32; 2]]) -> (Vec<Color32>, Legend) {
         match self.color_by {
             ColorBy::Cluster => {
                 let labels = kmeans(coords, self.clusters);
                 let legend = (0..self.clusters.min(coords.len()))
-                    .map(|c| (format!("cluster {}", c + 1), PALETTE[c % PALETTE.len()]))
+                    .map(|c| (format!("cluster {}", c + 1), category_colour(c)))
                     .collect();
                 (
-                    labels.iter().map(|&l| PALETTE[l % PALETTE.len()]).collect(),
-                    legend,
+                    labels.iter().map(|&l| category_colour(l)).collect(),
+                    Legend::Categories(legend),
                 )
             }
             ColorBy::Column(c) => {
@@ -128,13 +155,6 @@ impl MapState {
                 if numbers.len() * 2 > values.len() {
                     let lo = numbers.iter().copied().fold(f64::INFINITY, f64::min);
                     let hi = numbers.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let ramp = |t: f32| {
-                        Color32::from_rgb(
-                            (40.0 + 215.0 * t) as u8,
-                            (60.0 + 80.0 * (1.0 - (2.0 * t - 1.0).abs())) as u8,
-                            (255.0 * (1.0 - t)) as u8,
-                        )
-                    };
                     let colours = values
                         .iter()
                         .map(|v| {
@@ -147,10 +167,14 @@ impl MapState {
                             })
                         })
                         .collect();
-                    (
-                        colours,
-                        vec![(format!("{lo}"), ramp(0.0)), (format!("{hi}"), ramp(1.0))],
-                    )
+                    let unit = values.iter().find_map(|v| v.unit.clone());
+                    let name = match unit {
+                        Some(u) if !index.columns[c].contains(&u) => {
+                            format!("{} ({u})", index.columns[c])
+                        }
+                        _ => index.columns[c].clone(),
+                    };
+                    (colours, Legend::Range { name, lo, hi })
                 } else {
                     let mut cats: Vec<String> = values.iter().map(|v| v.text.clone()).collect();
                     cats.sort();
@@ -158,11 +182,10 @@ impl MapState {
                     let colour = |t: &str| {
                         cats.iter()
                             .position(|c| c == t)
-                            .map_or(Color32::GRAY, |i| PALETTE[i % PALETTE.len()])
+                            .map_or(Color32::GRAY, category_colour)
                     };
                     let legend = cats
                         .iter()
-                        .take(12)
                         .map(|c| {
                             (
                                 if c.is_empty() {
@@ -174,7 +197,10 @@ impl MapState {
                             )
                         })
                         .collect();
-                    (values.iter().map(|v| colour(&v.text)).collect(), legend)
+                    (
+                        values.iter().map(|v| colour(&v.text)).collect(),
+                        Legend::Categories(legend),
+                    )
                 }
             }
         }
@@ -193,7 +219,7 @@ impl MapState {
         missing: &mut Vec<usize>,
     ) -> Option<Action> {
         let mut action = None;
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label("Colour by");
             let current = match self.color_by {
                 ColorBy::Cluster => "k-means cluster".to_string(),
@@ -224,11 +250,18 @@ impl MapState {
             return None;
         }
         let (colours, legend) = self.colours(index, coords);
-        ui.horizontal_wrapped(|ui| {
-            for (name, c) in legend {
-                ui.colored_label(c, name);
+        match legend {
+            Legend::Categories(items) => {
+                ui.horizontal_wrapped(|ui| {
+                    for (name, c) in items {
+                        let (r, _) = ui.allocate_exact_size(Vec2::splat(10.0), Sense::hover());
+                        ui.painter().circle_filled(r.center(), 4.5, c);
+                        ui.label(name);
+                    }
+                });
             }
-        });
+            Legend::Range { name, lo, hi } => colour_bar_ui(ui, &name, lo, hi),
+        }
         let size = ui.available_size().max(Vec2::splat(100.0));
         let (response, painter) = ui.allocate_painter(size, Sense::click());
         let rect = response.rect.shrink(12.0);
@@ -296,19 +329,41 @@ impl MapState {
             ui.visuals().weak_text_color(),
         );
         if let Some((i, _)) = nearest {
-            let tip_pos = to_screen(coords[i]) + Vec2::new(12.0, 12.0);
-            let tip = Rect::from_min_size(tip_pos, Vec2::splat(120.0));
+            // Beside the point, on whichever side keeps the preview (and its name) inside.
+            let p = to_screen(coords[i]);
+            let size = Vec2::new(120.0, 136.0);
+            let area = response.rect;
+            let x = if p.x + 12.0 + size.x <= area.right() {
+                p.x + 12.0
+            } else {
+                p.x - 12.0 - size.x
+            };
+            let y = if p.y + 12.0 + size.y <= area.bottom() {
+                p.y + 12.0
+            } else {
+                p.y - 12.0 - size.y
+            };
+            let x = x.clamp(area.left(), (area.right() - size.x).max(area.left()));
+            let y = y.clamp(area.top(), (area.bottom() - size.y).max(area.top()));
+            let tip = Rect::from_min_size(Pos2::new(x, y), Vec2::splat(120.0));
             match thumbs.get(i) {
                 Some(t) => egui::Image::new(t)
                     .fit_to_exact_size(tip.size())
                     .paint_at(ui, tip),
                 None => missing.push(i),
             }
+            let font = egui::FontId::proportional(12.0);
+            let name = super::results::elide_middle(
+                ui,
+                super::results::file_name(&index.entries[i].path),
+                &font,
+                size.x,
+            );
             painter.text(
                 tip.left_bottom() + Vec2::new(0.0, 2.0),
                 egui::Align2::LEFT_TOP,
-                &index.entries[i].path,
-                egui::FontId::proportional(12.0),
+                name,
+                font,
                 ui.visuals().text_color(),
             );
             if response.clicked() {
@@ -319,9 +374,38 @@ impl MapState {
     }
 }
 
+/// A horizontal colour bar from `lo` to `hi`, with the column's name and its ends.
+fn colour_bar_ui(ui: &mut egui::Ui, name: &str, lo: f64, hi: f64) {
+    ui.horizontal(|ui| {
+        ui.label(name);
+        ui.label(format!("{lo}"));
+        let (rect, _) = ui.allocate_exact_size(Vec2::new(180.0, 12.0), Sense::hover());
+        let steps = 36;
+        for k in 0..steps {
+            let t = k as f32 / (steps - 1) as f32;
+            let x0 = rect.left() + rect.width() * k as f32 / steps as f32;
+            let x1 = rect.left() + rect.width() * (k + 1) as f32 / steps as f32;
+            let r = Rect::from_min_max(Pos2::new(x0, rect.top()), Pos2::new(x1, rect.bottom()));
+            ui.painter().rect_filled(r, 0.0, ramp(t));
+        }
+        ui.label(format!("{hi}"));
+        ui.label("(grey: no value)");
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn category_colours_do_not_repeat() {
+        let colours: Vec<Color32> = (0..40).map(category_colour).collect();
+        for (i, a) in colours.iter().enumerate() {
+            for b in &colours[i + 1..] {
+                assert_ne!(a, b, "two categories of 40 share a colour");
+            }
+        }
+    }
 
     #[test]
     fn kmeans_separates_two_blobs() {

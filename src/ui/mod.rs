@@ -15,6 +15,13 @@ use std::path::PathBuf;
 
 use crate::engine::sketch::edges::ContourSettings;
 
+/// A part of the query image, in 0..1 coordinates of the image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Crop {
+    pub min: [f32; 2],
+    pub max: [f32; 2],
+}
+
 /// Something the user asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -26,7 +33,14 @@ pub enum Action {
     QueryFile(PathBuf),
     QueryEntry(usize),
     Select(usize),
+    /// Run the active query again (new k or restriction).
     Research,
+    /// Search with the query image shown: a region of it, or all of it (None).
+    SearchRegion(Option<Crop>),
+    /// Remove the query and its results.
+    ClearQuery,
+    /// Read the filter bar's recipe conditions and search again.
+    SetConditions,
     SketchChanged,
     Preview,
     ApplyContours(ContourSettings),

@@ -5,12 +5,15 @@
 use super::Action;
 use crate::engine::sketch::edges::{ContourSettings, EdgeSource};
 
-/// The preview panel; `steps` are the four textures when computed.
+/// The preview panel; `steps` are the four textures when computed. "Apply to library" asks
+/// first (`confirm`): it redraws every one of the library's `images`.
 pub fn preview_ui(
     ui: &mut egui::Ui,
     settings: &mut ContourSettings,
     steps: Option<&[egui::TextureHandle; 4]>,
     used: Option<(f32, f32)>,
+    confirm: &mut bool,
+    images: usize,
 ) -> Option<Action> {
     let mut action = None;
     let before = *settings;
@@ -54,7 +57,7 @@ pub fn preview_ui(
     match steps {
         Some(t) => {
             let side = ((ui.available_width() - 24.0) / 4.0).clamp(80.0, 300.0);
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 for (tex, name) in t.iter().zip([
                     "1. Contrast + denoise",
                     "2. Binarised",
@@ -72,14 +75,30 @@ pub fn preview_ui(
             ui.label("Select a sample to preview its contour drawing.");
         }
     }
-    if ui
-        .button("Apply to library")
+    if *confirm {
+        ui.group(|ui| {
+            ui.label(format!(
+                "Redraw the contour drawings of all {images} samples with these settings? Their \
+                 image descriptors and particle measurements are kept; the query on screen is \
+                 searched again when it is done. Sketch searches wait until then."
+            ));
+            ui.horizontal(|ui| {
+                if ui.button(format!("Redraw all {images}")).clicked() {
+                    action = Some(Action::ApplyContours(*settings));
+                }
+                if ui.button("Cancel").clicked() {
+                    *confirm = false;
+                }
+            });
+        });
+    } else if ui
+        .button("Apply to library…")
         .on_hover_text(
             "Redraw every database image with these settings and rebuild the sketch index",
         )
         .clicked()
     {
-        action = Some(Action::ApplyContours(*settings));
+        *confirm = true;
     }
     action
 }

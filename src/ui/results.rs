@@ -4,26 +4,77 @@
 
 use std::collections::HashMap;
 
-use egui_extras::{Column, TableBuilder};
-
 use super::{Action, Thumbnails};
+use crate::app::query::{score_meaning, score_text, QueryKind};
 use crate::engine::library::index::{Hit, Index};
 
-/// Side of a result tile in points.
-const TILE: f32 = 116.0;
+/// Smallest and largest side of a thumbnail tile in points; tiles grow with the window.
+const TILE_MIN: f32 = 100.0;
+const TILE_MAX: f32 = 300.0;
+/// Aimed-at side: as many tiles of about this size as fit in a row.
+const TILE_AIM: f32 = 150.0;
+/// Height of a tile's two caption lines.
+pub const CAPTION: f32 = 32.0;
 
-/// Draws one thumbnail tile; returns true when clicked. Missing thumbnails are requested.
+/// How many tiles fit side by side in `width` points, and their side.
+pub fn tile_layout(ui: &egui::Ui, width: f32) -> (usize, f32) {
+    let gap = ui.spacing().item_spacing.x;
+    let per_row = (((width + gap) / (TILE_AIM + gap)).floor() as usize).max(1);
+    let side = ((width + gap) / per_row as f32 - gap).clamp(TILE_MIN, TILE_MAX);
+    (per_row, side)
+}
+
+/// `text` shortened in the middle with "…" to fit `width` points in `font` (file names keep
+/// their start and their number/extension, which tell them apart).
+pub fn elide_middle(ui: &egui::Ui, text: &str, font: &egui::FontId, width: f32) -> String {
+    let fits = |t: &str| {
+        ui.painter()
+            .layout_no_wrap(t.to_string(), font.clone(), egui::Color32::WHITE)
+            .size()
+            .x
+            <= width
+    };
+    if fits(text) {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let shortened = |keep: usize| {
+        let tail = keep / 2;
+        let head = keep - tail;
+        let mut s: String = chars[..head].iter().collect();
+        s.push('…');
+        s.extend(&chars[chars.len() - tail..]);
+        s
+    };
+    // The most characters that still fit (binary search on how many are kept).
+    let (mut lo, mut hi) = (0usize, chars.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fits(&shortened(mid)) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    shortened(lo)
+}
+
+/// Draws one thumbnail tile of `side` points with two caption lines (each shortened to fit;
+/// `hover` shows them whole); returns true when clicked. Missing thumbnails are requested.
+#[allow(clippy::too_many_arguments)]
 pub fn tile_ui(
     ui: &mut egui::Ui,
     entry: usize,
-    caption: &str,
+    side: f32,
+    lines: [&str; 2],
+    hover: &str,
     thumbs: &Thumbnails,
     selected: bool,
     missing: &mut Vec<usize>,
 ) -> bool {
     let (rect, response) =
-        ui.allocate_exact_size(egui::vec2(TILE, TILE + 18.0), egui::Sense::click());
-    let image_rect = egui::Rect::from_min_size(rect.min, egui::vec2(TILE, TILE));
+        ui.allocate_exact_size(egui::vec2(side, side + CAPTION), egui::Sense::click());
+    let image_rect = egui::Rect::from_min_size(rect.min, egui::vec2(side, side));
     match thumbs.get(entry) {
         Some(t) => {
             egui::Image::new(t)
@@ -44,44 +95,63 @@ pub fn tile_ui(
             egui::StrokeKind::Inside,
         );
     }
-    // Clipped to the tile: a long caption must not run into its neighbour (the hover text
-    // shows it whole).
-    ui.painter_at(rect).text(
-        egui::pos2(rect.min.x + 2.0, rect.max.y - 1.0),
-        egui::Align2::LEFT_BOTTOM,
-        caption,
-        egui::FontId::proportional(12.0),
-        ui.visuals().text_color(),
-    );
-    response.on_hover_text(caption).clicked()
+    let font = egui::FontId::proportional(12.0);
+    for (k, line) in lines.iter().enumerate() {
+        let shown = elide_middle(ui, line, &font, side - 4.0);
+        ui.painter_at(rect).text(
+            egui::pos2(rect.min.x + 2.0, image_rect.max.y + 1.0 + 15.0 * k as f32),
+            egui::Align2::LEFT_TOP,
+            shown,
+            font.clone(),
+            if k == 0 {
+                ui.visuals().strong_text_color()
+            } else {
+                ui.visuals().text_color()
+            },
+        );
+    }
+    response.on_hover_text(hover).clicked()
 }
 
-/// The results grid.
+/// The file name of a library path.
+pub fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// The results grid: rank and score, then the file name, under each thumbnail.
 pub fn grid_ui(
     ui: &mut egui::Ui,
     index: &Index,
     hits: &[Hit],
+    kind: QueryKind,
     thumbs: &Thumbnails,
     selected: Option<usize>,
     missing: &mut Vec<usize>,
 ) -> Option<Action> {
     let mut action = None;
-    ui.horizontal_wrapped(|ui| {
-        for (rank, h) in hits.iter().enumerate() {
-            let name = index.entries[h.entry].path.rsplit('/').next().unwrap_or("");
-            let caption = format!("#{} {:.3} {name}", rank + 1, h.score);
-            if tile_ui(
-                ui,
-                h.entry,
-                &caption,
-                thumbs,
-                selected == Some(h.entry),
-                missing,
-            ) {
-                action = Some(Action::Select(h.entry));
+    let (per_row, side) = tile_layout(ui, ui.available_width());
+    for (row, chunk) in hits.chunks(per_row).enumerate() {
+        ui.horizontal(|ui| {
+            for (col, h) in chunk.iter().enumerate() {
+                let rank = row * per_row + col + 1;
+                let path = &index.entries[h.entry].path;
+                let first = format!("#{rank}  {}", score_text(kind, h.score));
+                let hover = format!("#{rank}, score {}: {path}", score_text(kind, h.score));
+                if tile_ui(
+                    ui,
+                    h.entry,
+                    side,
+                    [&first, file_name(path)],
+                    &hover,
+                    thumbs,
+                    selected == Some(h.entry),
+                    missing,
+                ) {
+                    action = Some(Action::Select(h.entry));
+                }
             }
-        }
-    });
+        });
+    }
     action
 }
 
@@ -135,13 +205,30 @@ pub fn summarise(index: &Index, entries: &[usize]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The summary row under the results.
-pub fn summary_ui(ui: &mut egui::Ui, index: &Index, hits: &[Hit]) {
-    if hits.is_empty() || index.columns.is_empty() {
+/// The summary under the results; `exclude` is the sample that is the query itself, which
+/// says nothing about what the matches have in common.
+pub fn summary_ui(ui: &mut egui::Ui, index: &Index, hits: &[Hit], exclude: Option<usize>) {
+    let entries: Vec<usize> = hits
+        .iter()
+        .map(|h| h.entry)
+        .filter(|e| Some(*e) != exclude)
+        .collect();
+    if entries.is_empty() || index.columns.is_empty() {
         return;
     }
-    let entries: Vec<usize> = hits.iter().map(|h| h.entry).collect();
-    ui.label(egui::RichText::new(format!("What the top {} have in common", hits.len())).strong());
+    let left_out = entries.len() < hits.len();
+    ui.label(
+        egui::RichText::new(format!(
+            "What the top {} have in common{}",
+            entries.len(),
+            if left_out {
+                " (the query's own sample left out)"
+            } else {
+                ""
+            }
+        ))
+        .strong(),
+    );
     ui.horizontal_wrapped(|ui| {
         for (name, value) in summarise(index, &entries) {
             ui.label(format!("{name}: {value};"));
@@ -149,21 +236,27 @@ pub fn summary_ui(ui: &mut egui::Ui, index: &Index, hits: &[Hit]) {
     });
 }
 
-/// Details of one sample; `score` is (value, from a sketch query).
+/// Details of one sample; `score` is its score for the query of `kind`.
 pub fn detail_ui(
     ui: &mut egui::Ui,
     index: &Index,
     entry: usize,
-    score: Option<(f32, bool)>,
+    score: Option<(f32, QueryKind)>,
     thumbs: &Thumbnails,
     missing: &mut Vec<usize>,
 ) -> Option<Action> {
     let mut action = None;
     let e = index.entries.get(entry)?;
-    ui.heading(e.path.rsplit('/').next().unwrap_or(&e.path));
+    ui.heading(file_name(&e.path));
+    let full = crate::engine::library::database::resolve(&index.db_dir, &e.path);
+    ui.add(egui::Label::new(
+        egui::RichText::new(full.display().to_string())
+            .small()
+            .weak(),
+    ))
+    .on_hover_text("The image file");
     ui.label(format!(
-        "{}  ({} × {} px{})",
-        e.path,
+        "{} × {} px{}",
         e.width,
         e.height,
         if e.data_bar_rows > 0 {
@@ -172,31 +265,26 @@ pub fn detail_ui(
             String::new()
         }
     ));
-    if let Some(s) = score {
-        match s {
-            (s, false) => ui.label(format!("Similarity {s:.3} (cosine)")),
-            (s, true) => ui.label(format!("Sketch match {s:.2}"))
-                .on_hover_text("Blend of the contour and image similarities, each in standard deviations above the database average"),
-        };
+    if let Some((s, kind)) = score {
+        ui.label(format!("Score {}", score_text(kind, s)))
+            .on_hover_text(score_meaning(kind));
     }
     if let Some(p) = &e.particles {
-        ui.horizontal(|ui| {
-            ui.label(format!("Particles: {}", p.describe()));
-            if ui
-                .small_button("Measure…")
-                .on_hover_text("Outline and measure every particle (Particles view)")
-                .clicked()
-            {
-                action = Some(Action::AnalyseParticles(
-                    crate::ui::particles::ParticleTarget::Entry(entry),
-                ));
-            }
-        });
-        crate::ui::particles::shape_bar_ui(ui, &p.shape_fractions, 200.0);
+        ui.label(format!("Particles: {}", p.describe()));
+        crate::ui::particles::shape_bar_ui(ui, &p.shape_fractions, ui.available_width().min(220.0));
+        if ui
+            .small_button("Measure…")
+            .on_hover_text("Outline and measure every particle (Particles view)")
+            .clicked()
+        {
+            action = Some(Action::AnalyseParticles(
+                crate::ui::particles::ParticleTarget::Entry(entry),
+            ));
+        }
     }
     match thumbs.get(entry) {
         Some(t) => {
-            let side = ui.available_width().min(260.0);
+            let side = ui.available_width().min(300.0);
             ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(side, side)));
         }
         None => missing.push(entry),
@@ -213,36 +301,26 @@ pub fn detail_ui(
         ui.label("No synthesis record for this image.");
         return action;
     }
-    ui.push_id(("params", entry), |ui| {
-        TableBuilder::new(ui)
-            .striped(true)
-            .column(Column::auto().at_least(120.0))
-            .column(Column::remainder())
-            .header(18.0, |mut h| {
-                h.col(|ui| {
-                    ui.strong("Parameter");
-                });
-                h.col(|ui| {
-                    ui.strong("Value");
-                });
-            })
-            .body(|mut body| {
-                for (name, v) in index.columns.iter().zip(&params) {
-                    body.row(18.0, |mut row| {
-                        row.col(|ui| {
-                            ui.label(name);
-                        });
-                        row.col(|ui| {
-                            let shown = match (v.number, &v.unit) {
-                                (Some(n), Some(u)) if u == "s" => format!("{} ({n} s)", v.text),
-                                _ if v.text.is_empty() => "—".to_string(),
-                                _ => v.text.clone(),
-                            };
-                            ui.label(shown);
-                        });
-                    });
-                }
-            });
-    });
+    // A grid whose cells wrap: long values make rows taller, never the panel wider.
+    let half = (ui.available_width() / 2.0 - 8.0).max(60.0);
+    egui::Grid::new(("params", entry))
+        .striped(true)
+        .num_columns(2)
+        .max_col_width(half)
+        .show(ui, |ui| {
+            ui.strong("Parameter");
+            ui.strong("Value");
+            ui.end_row();
+            for (name, v) in index.columns.iter().zip(&params) {
+                ui.add(egui::Label::new(name).wrap());
+                let shown = match (v.number, &v.unit) {
+                    (Some(n), Some(u)) if u == "s" => format!("{} ({n} s)", v.text),
+                    _ if v.text.is_empty() => "—".to_string(),
+                    _ => v.text.clone(),
+                };
+                ui.add(egui::Label::new(shown).wrap());
+                ui.end_row();
+            }
+        });
     action
 }

@@ -41,6 +41,22 @@ pub struct IndexJob {
     pub query_sizes: Vec<u32>,
 }
 
+impl IndexJob {
+    /// The settings a library built by this job records, with the weights' checksum.
+    pub fn config(&self, weights_sha256: &str) -> IndexConfig {
+        IndexConfig {
+            weights_sha256: weights_sha256.to_string(),
+            features: self.features,
+            pca_dims: self.pca_dims,
+            whiten: self.whiten,
+            sketch: self.sketch,
+            query_sizes: self.query_sizes.clone(),
+            query_size_margin: DEFAULT_QUERY_SIZE_MARGIN,
+            rescale_small_queries: DEFAULT_RESCALE_SMALL_QUERIES,
+        }
+    }
+}
+
 /// What indexing did and found.
 #[derive(Debug, Clone, Default)]
 pub struct IndexReport {
@@ -61,7 +77,9 @@ pub struct IndexReport {
     pub duplicates: Vec<DuplicatePair>,
 }
 
-fn file_stamp(path: &Path) -> Result<(u64, u64)> {
+/// A file's size and modification time (ns since the epoch): what tells the library that an
+/// image is unchanged.
+pub fn file_stamp(path: &Path) -> Result<(u64, u64)> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let modified = meta
         .modified()
@@ -242,6 +260,38 @@ pub fn build_index(
     progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<(Index, IndexReport)> {
+    build_index_with(&mut Loaded(vgg), job, progress, cancel)
+}
+
+/// The network an indexing run describes images with: loaded only when an image needs
+/// describing, so opening an up-to-date library never waits for the weights.
+pub trait Model {
+    /// sha256 of the weights file (recorded in the library's settings).
+    fn weights_sha256(&self) -> &str;
+    fn vgg(&mut self) -> Result<&Vgg16>;
+}
+
+/// A network already in memory.
+pub struct Loaded<'a>(pub &'a Vgg16);
+
+impl Model for Loaded<'_> {
+    fn weights_sha256(&self) -> &str {
+        self.0.weights_sha256()
+    }
+    fn vgg(&mut self) -> Result<&Vgg16> {
+        Ok(self.0)
+    }
+}
+
+/// [`build_index`] with the network from `model`, asked for only when there is work for it.
+/// A library with nothing new, changed or removed, whose settings, table and finished
+/// projections are as stored, is read as it is (no refit, nothing written).
+pub fn build_index_with(
+    model: &mut dyn Model,
+    job: &IndexJob,
+    progress: &mut dyn FnMut(usize, usize),
+    cancel: &AtomicBool,
+) -> Result<(Index, IndexReport)> {
     let db_dir = absolute(&job.db_dir);
     let mut report = IndexReport::default();
     let images = scan_images(&db_dir)?;
@@ -275,18 +325,10 @@ pub fn build_index(
             )));
         }
     }
-    let config = IndexConfig {
-        weights_sha256: vgg.weights_sha256().to_string(),
-        features: job.features,
-        pca_dims: job.pca_dims,
-        whiten: job.whiten,
-        sketch: job.sketch,
-        query_sizes: job.query_sizes.clone(),
-        query_size_margin: DEFAULT_QUERY_SIZE_MARGIN,
-        rescale_small_queries: DEFAULT_RESCALE_SMALL_QUERIES,
-    };
+    let config = job.config(model.weights_sha256());
     // One writer per file library; taking the lock also proves the location writable.
     let (mut store, _lock) = open_for_writing(&job.index_path, &mut report.notes)?;
+    let stored_config = store.settings()?.map(|(c, _)| c);
     let reuse = reuse_of(&mut store, &config, &db_dir, &mut report.notes)?;
     let stamps: Vec<(String, u64, u64)> = images
         .iter()
@@ -368,7 +410,7 @@ pub fn build_index(
                 }
             }
             if batch.len() >= BATCH_SIZE || (end && !batch.is_empty()) {
-                let described = describe_batch(vgg, &mut batch, features, sketch)?;
+                let described = describe_batch(model.vgg()?, &mut batch, features, sketch)?;
                 let rows: Vec<(Entry, Vec<ParamValue>, Vec<u8>)> = described
                     .into_iter()
                     .map(|(e, thumb)| {
@@ -401,21 +443,37 @@ pub fn build_index(
     report.problems = problems.clone();
     outcome?;
     // Everything described, by this run or another: fit the projections over the whole
-    // library and write the finished state in one transaction.
-    let mut index = store.read()?;
-    index.config = config.clone();
-    index.table_path = job.table.as_ref().map(|t| absolute(t));
+    // library and write the finished state in one transaction, unless nothing moved since
+    // the last finished run.
+    let (mut index, finished) = store.read_state()?;
+    let table_path = job.table.as_ref().map(|t| absolute(t));
+    let columns = table
+        .as_ref()
+        .map(|t| t.columns.clone())
+        .unwrap_or_default();
+    let params: Vec<Vec<ParamValue>> = index.entries.iter().map(|e| row_of(&e.path)).collect();
     if let Some(t) = &table {
-        index.columns = t.columns.clone();
         report.table_warnings = t.warnings.clone();
         report.rows_without_image = t.rows_without_image.clone();
     }
-    index.params = index.entries.iter().map(|e| row_of(&e.path)).collect();
-    if let Some(column) = &pixel_size_column {
-        apply_pixel_size_column(&mut index, column);
+    let unchanged = finished
+        && done == 0
+        && synced.removed == 0
+        && stored_config.as_ref() == Some(&config)
+        && index.table_path == table_path
+        && index.columns == columns
+        && index.params == params;
+    if !unchanged {
+        index.config = config.clone();
+        index.table_path = table_path;
+        index.columns = columns;
+        index.params = params;
+        if let Some(column) = &pixel_size_column {
+            apply_pixel_size_column(&mut index, column);
+        }
+        index.refit();
+        store.finish(&index)?;
     }
-    index.refit();
-    store.finish(&index)?;
     if let Some(t) = &table {
         report.images_without_row = index
             .entries

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::engine::error::{Error, Result};
 pub use crate::engine::model::weights::{
-    file_sha256, find_default_weights, hex, select_device, SHIPPED_WEIGHTS,
+    cached_file_sha256, file_sha256, find_default_weights, hex, select_device, SHIPPED_WEIGHTS,
 };
 use crate::engine::model::winograd::{max_pool_2x2_into, WinogradConv};
 
@@ -116,7 +116,7 @@ impl Vgg16 {
                 path.display()
             )));
         }
-        let weights_sha256 = file_sha256(path)?;
+        let weights_sha256 = cached_file_sha256(path)?;
         let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
             Error::Weights(format!(
                 "{} is not a readable safetensors file ({e}); expected VGG16 weights such as \

@@ -74,6 +74,57 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
+/// One remembered checksum: the file's size and modification time when it was computed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct KnownSum {
+    path: PathBuf,
+    size: u64,
+    modified_ns: u128,
+    sha256: String,
+}
+
+/// [`file_sha256`] remembered in `<cache>/weights-sha256.json` by path, size and modification
+/// time: hashing the 59 MB weights takes about 0.4 s, which every app start would otherwise
+/// spend before it can tell that a library is up to date. A changed file is hashed again; a
+/// cache that cannot be read or written only costs the hashing.
+pub fn cached_file_sha256(path: &Path) -> Result<String> {
+    cached_sha256_in(
+        &crate::engine::library::files::cache_dir().join("weights-sha256.json"),
+        path,
+    )
+}
+
+fn cached_sha256_in(cache: &Path, path: &Path) -> Result<String> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let modified_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut known: Vec<KnownSum> = std::fs::read(cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let stamp =
+        |k: &KnownSum| k.path == full && k.size == meta.len() && k.modified_ns == modified_ns;
+    if let Some(k) = known.iter().find(|k| stamp(k)) {
+        return Ok(k.sha256.clone());
+    }
+    let sha256 = file_sha256(path)?;
+    known.retain(|k| k.path != full);
+    known.push(KnownSum {
+        path: full,
+        size: meta.len(),
+        modified_ns,
+        sha256: sha256.clone(),
+    });
+    if let Ok(bytes) = serde_json::to_vec_pretty(&known) {
+        let _ = crate::engine::library::files::write_atomic(cache, &bytes);
+    }
+    Ok(sha256)
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -82,6 +133,28 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_checksum_follows_the_file() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (cache, file) = (tmp.path().join("sums.json"), tmp.path().join("w.bin"));
+        std::fs::write(&file, b"first").expect("write");
+        let first = cached_sha256_in(&cache, &file).expect("sum");
+        assert_eq!(first, file_sha256(&file).expect("sum"));
+        assert!(cache.is_file(), "remembered");
+        assert_eq!(cached_sha256_in(&cache, &file).expect("sum"), first);
+        // Another content (and size): hashed again, not taken from the cache.
+        std::fs::write(&file, b"second, longer").expect("write");
+        let second = cached_sha256_in(&cache, &file).expect("sum");
+        assert_eq!(second, file_sha256(&file).expect("sum"));
+        assert_ne!(first, second);
+        std::fs::write(&cache, b"not json").expect("write");
+        assert_eq!(
+            cached_sha256_in(&cache, &file).expect("sum"),
+            second,
+            "a bad cache is ignored"
+        );
+    }
     use crate::engine::model::vgg::Vgg16;
 
     #[test]

@@ -2,6 +2,8 @@
 //! parameters, and everything needed to tell whether it still matches its database, weights
 //! and settings. It lives in a library store (`library::store`: SQLite or PostgreSQL).
 
+pub mod conditions;
+
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;

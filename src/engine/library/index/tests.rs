@@ -185,3 +185,79 @@ fn only_markedly_smaller_queries_are_described_at_their_own_scale() {
     let idx = toy_index(5);
     assert_eq!(idx.typical_side(), 1);
 }
+
+mod conditions {
+    use super::*;
+    use crate::engine::library::database::parse_value;
+    use crate::engine::library::index::conditions::{Condition, Conditions};
+
+    /// Four samples: polymer PEG / PVP, temperatures 20, 35, 50 and one left empty.
+    fn recipes() -> Index {
+        let mut idx = toy_index(4);
+        idx.columns = vec!["Polymer type".into(), "Temperature, C".into()];
+        let rows = [("PEG", "20"), ("PEG", "35"), ("PVP", "50"), ("peg 400", "")];
+        idx.params = rows
+            .iter()
+            .map(|(p, t)| vec![parse_value(p), parse_value(t)])
+            .collect();
+        idx
+    }
+
+    fn passing(idx: &Index, text: &str) -> Vec<usize> {
+        let c = Conditions::parse_list(idx, text).expect("parses");
+        (0..idx.len()).filter(|&i| c.admits(idx, i)).collect()
+    }
+
+    #[test]
+    fn conditions_select_by_text_and_number() {
+        let idx = recipes();
+        assert_eq!(passing(&idx, "Polymer type=PEG"), vec![0, 1]);
+        assert_eq!(passing(&idx, "polymer type = peg"), vec![0, 1], "any case");
+        assert_eq!(passing(&idx, "Polymer type~peg"), vec![0, 1, 3]);
+        assert_eq!(passing(&idx, "Polymer type!=PEG"), vec![2, 3]);
+        assert_eq!(passing(&idx, "Temperature, C<40"), vec![0, 1]);
+        assert_eq!(passing(&idx, "Temperature, C<=35"), vec![0, 1]);
+        assert_eq!(passing(&idx, "Temperature, C>=35"), vec![1, 2]);
+        assert_eq!(
+            passing(&idx, "Polymer type=PEG; Temperature, C<30"),
+            vec![0],
+            "all conditions hold"
+        );
+        assert_eq!(
+            passing(&idx, "Temperature (C) > 20"),
+            vec![1, 2],
+            "loose name"
+        );
+        assert_eq!(
+            passing(&idx, "Temperature, C=35.0"),
+            vec![1],
+            "numbers compare as numbers"
+        );
+    }
+
+    #[test]
+    fn malformed_conditions_say_what_is_wrong() {
+        let idx = recipes();
+        let err = |t: &str| Condition::parse(&idx, t).expect_err(t).to_string();
+        let unknown = err("Temp<40");
+        assert!(
+            unknown.contains("no column \"Temp\"") && unknown.contains("Polymer type"),
+            "{unknown}"
+        );
+        assert!(err("Polymer type PEG").contains("no comparison"));
+        assert!(err("Temperature, C<warm").contains("is not one"));
+        assert!(err("=PEG").contains("no column name"));
+        assert!(err("Polymer type=").contains("no value"));
+    }
+
+    #[test]
+    fn particle_statistics_are_columns_too() {
+        let idx = recipes();
+        let c = Condition::parse(&idx, "main particle shape=cube").expect("parses");
+        assert_eq!(c.name, "Main particle shape");
+        assert!(
+            (0..idx.len()).all(|i| !c.admits(&idx, i)),
+            "no sample was measured"
+        );
+    }
+}

@@ -12,13 +12,19 @@ impl Store {
     /// when every image has them (a finished run); otherwise (an interrupted run) the
     /// projections are refitted in memory.
     pub fn read(&mut self) -> Result<Index> {
+        self.read_state().map(|(index, _)| index)
+    }
+
+    /// [`Self::read`], and whether the stored projections were complete and used as they are
+    /// (false: they were refitted in memory).
+    pub fn read_state(&mut self) -> Result<(Index, bool)> {
         self.db.begin_snapshot()?;
         let r = self.read_in_snapshot();
         let _ = self.db.batch("COMMIT");
         r
     }
 
-    fn read_in_snapshot(&mut self) -> Result<Index> {
+    fn read_in_snapshot(&mut self) -> Result<(Index, bool)> {
         let Some((config, db_dir)) = self.settings()? else {
             return Err(Error::Index(format!(
                 "library {} holds no images yet (run `morphosearch index` on a folder)",
@@ -110,11 +116,13 @@ impl Store {
                 .all(|s| s.len() == n || (n == 0 && s.dims == 0));
             if !consistent {
                 index.refit();
+                return Ok((index, false));
             }
+            Ok((index, true))
         } else {
             index.refit();
+            Ok((index, false))
         }
-        Ok(index)
     }
 
     /// The stored thumbnail (JPEG) of `path`, for when the image folder is not reachable.
