@@ -12,7 +12,7 @@ fn main() {
                 1
             }
         },
-        None => match morphosearch::app::run(cli.database, None) {
+        None => match morphosearch::app::run(cli.database, None, cli.window) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: {e:#}");

@@ -228,6 +228,66 @@ fn search_prints_ranked_json_with_parameters() {
     not(has_caco3),
     ignore = "needs ../shared/data/caco3 beside the project"
 )]
+fn search_where_ranks_only_the_recipes_asked_for() {
+    let Some(data) = common::caco3("search_where_ranks_only_the_recipes_asked_for") else {
+        return;
+    };
+    let b = built(&data);
+    let run = |conditions: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_morphosearch"));
+        cmd.args(["search", "--json", "--top-k", "10", "--index"])
+            .arg(&b.path);
+        for c in conditions {
+            cmd.args(["--where", c]);
+        }
+        cmd.arg(data.join("images/100.tif")).output().expect("run")
+    };
+    let out = run(&["Polymer type=PEG", "Temperature, C<40"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The table has 3 PEG syntheses below 40 C: only they can be returned.
+    let rows = table_rows(&data);
+    let meets = |path: &str| {
+        let row = &rows[path];
+        row["Polymer type"] == "PEG" && row["Temperature, C"].parse::<f64>().is_ok_and(|t| t < 40.0)
+    };
+    let expected = b.index.entries.iter().filter(|e| meets(&e.path)).count();
+    assert_eq!(expected, 3);
+    assert!(
+        stderr.contains("searching the 3 of 215 images where"),
+        "{stderr}"
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("json");
+    let results = line["results"].as_array().expect("results");
+    assert_eq!(
+        results.len(),
+        3,
+        "only the three samples meeting both conditions"
+    );
+    for r in results {
+        let path = r["path"].as_str().expect("path");
+        assert!(meets(path), "{path} does not meet the conditions");
+    }
+    // A typo in a column name: refused with the columns there are, before any search.
+    let out = run(&["Temp<40"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no column \"Temp\"") && stderr.contains("Temperature, C"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    let out = run(&["Temperature, C<warm"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not one"));
+}
+
+#[test]
+#[cfg_attr(
+    not(has_caco3),
+    ignore = "needs ../shared/data/caco3 beside the project"
+)]
 fn map_writes_coordinates_and_explained_variance() {
     let Some(data) = common::caco3("map_writes_coordinates_and_explained_variance") else {
         return;

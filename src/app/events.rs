@@ -60,6 +60,17 @@ impl MorphoApp {
                         .index
                         .as_ref()
                         .is_some_and(|old| old.db_dir == index.db_dir);
+                    // Entries are numbered in path order: with the same files the numbers
+                    // hold, and the results stay on screen while the query is asked again.
+                    let same_files = same
+                        && self.index.as_ref().is_some_and(|old| {
+                            old.len() == index.len()
+                                && old
+                                    .entries
+                                    .iter()
+                                    .zip(&index.entries)
+                                    .all(|(a, b)| a.path == b.path)
+                        });
                     let selected = self
                         .selected
                         .filter(|_| same)
@@ -75,7 +86,9 @@ impl MorphoApp {
                             q.entry = None;
                         }
                     }
-                    self.hits.clear();
+                    if !same_files {
+                        self.hits.clear();
+                    }
                     self.rerun_query();
                     self.selected = selected;
                     if !self.where_field.trim().is_empty() && !self.apply_conditions() {

@@ -523,10 +523,15 @@ impl eframe::App for EframeApp {
 }
 
 /// Starts the desktop app.
-pub fn run(database: Option<PathBuf>, weights: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn run(
+    database: Option<PathBuf>,
+    weights: Option<PathBuf>,
+    window: Option<[f32; 2]>,
+) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
-            .with_inner_size([1400.0, 900.0])
+            .with_inner_size(window.unwrap_or([1400.0, 900.0]))
+            .with_min_inner_size([400.0, 300.0])
             .with_title("morphosearch")
             .with_drag_and_drop(true),
         ..Default::default()

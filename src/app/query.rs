@@ -4,13 +4,8 @@
 
 use super::*;
 use crate::engine::library::index::conditions::Conditions;
-
-/// What was asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryKind {
-    Image,
-    Sketch,
-}
+pub use crate::ui::results::{score_meaning, score_text};
+pub use crate::ui::QueryKind;
 
 /// Where the active query stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,29 +27,6 @@ pub struct ActiveQuery {
     /// The library sample that is the query image (same pixels), left out of the summary.
     pub entry: Option<usize>,
     pub state: QueryState,
-}
-
-/// What the scores of a kind of query mean, in a chemist's words.
-pub fn score_meaning(kind: QueryKind) -> &'static str {
-    match kind {
-        QueryKind::Image => {
-            "Scores are the cosine similarity of the VGG16 image features: 1 means the same \
-             features, about 0.5 and below little in common."
-        }
-        QueryKind::Sketch => {
-            "Scores say how much better than the library's average sample the drawing \
-             matches, in standard deviations (σ): the best matches are usually +2 to +4 σ, \
-             0 is an average sample, negative is worse than average."
-        }
-    }
-}
-
-/// A score as a caption shows it.
-pub fn score_text(kind: QueryKind, score: f32) -> String {
-    match kind {
-        QueryKind::Image => format!("{score:.3}"),
-        QueryKind::Sketch => format!("{score:+.1}σ"),
-    }
 }
 
 impl MorphoApp {
@@ -220,7 +192,12 @@ impl MorphoApp {
                         ui.label("searching…");
                     }
                     QueryState::Done { results, ms } => {
-                        ui.label(format!("{results} results in {ms:.0} ms"))
+                        ui.label(format!("{results} results in {ms:.0} ms"));
+                        let scale = match q.kind {
+                            QueryKind::Image => "scores: cosine similarity (1 = same features)",
+                            QueryKind::Sketch => "scores: σ above the library's average sample",
+                        };
+                        ui.label(egui::RichText::new(scale).weak())
                             .on_hover_text(score_meaning(q.kind));
                     }
                     QueryState::Failed(e) => {

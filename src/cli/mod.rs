@@ -44,6 +44,26 @@ pub struct Cli {
     pub command: Option<Command>,
     /// Database folder to open in the app (default: the last one used, or the demo library).
     pub database: Option<PathBuf>,
+    /// The app window's size in points, e.g. 800x600 (default 1400x900).
+    #[arg(long, value_parser = parse_window_size)]
+    pub window: Option<[f32; 2]>,
+}
+
+/// "WIDTHxHEIGHT" in points, each at least 400 x 300.
+fn parse_window_size(text: &str) -> Result<[f32; 2], String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{text:?}: write WIDTHxHEIGHT, e.g. 800x600"))?;
+    let number = |v: &str| {
+        v.trim()
+            .parse::<f32>()
+            .map_err(|_| format!("{v:?} is not a number"))
+    };
+    let size = [number(w)?, number(h)?];
+    if size[0] < 400.0 || size[1] < 300.0 {
+        return Err(format!("{text}: the window needs at least 400x300"));
+    }
+    Ok(size)
 }
 
 /// Model options shared by commands that run VGG16.

@@ -372,7 +372,7 @@ mod tests {
         let mut thumbs = Thumbnails::new(THUMBNAIL_CAPACITY);
         let mut missing = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for frame in 0..200 {
+        for frame in 0..450 {
             for e in missing.drain(..) {
                 seen.insert(e);
                 thumbs.insert(e, ctx.load_texture("t", tile.clone(), Default::default()));

@@ -176,7 +176,7 @@ impl CanvasState {
                 ui.selectable_value(&mut self.tool, tool, label);
             }
         });
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.add(egui::Slider::new(&mut self.pen_width, 1.0..=8.0).text("Width"));
             if ui
                 .add_enabled(!self.undo.is_empty(), egui::Button::new("Undo"))

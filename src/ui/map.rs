@@ -52,7 +52,7 @@ pub fn category_colour(i: usize) -> Color32 {
     }
     let k = i - PALETTE.len();
     let hue = (0.13 + k as f32 * 0.618_034).fract();
-    let value = if k % 2 == 0 { 0.95 } else { 0.65 };
+    let value = if k.is_multiple_of(2) { 0.95 } else { 0.65 };
     let saturation = if k % 3 == 2 { 0.45 } else { 0.8 };
     egui::ecolor::Hsva::new(hue, saturation, value, 1.0).into()
 }
@@ -306,9 +306,15 @@ impl MapState {
             let stroke = egui::Stroke::new(2.5, Color32::RED);
             painter.line_segment([s - Vec2::splat(7.0), s + Vec2::splat(7.0)], stroke);
             painter.line_segment([s + Vec2::new(-7.0, 7.0), s + Vec2::new(7.0, -7.0)], stroke);
+            // The label goes to whichever side of the cross has room for it.
+            let (offset, align) = if s.x + 60.0 < response.rect.right() {
+                (Vec2::new(9.0, -9.0), egui::Align2::LEFT_BOTTOM)
+            } else {
+                (Vec2::new(-9.0, -9.0), egui::Align2::RIGHT_BOTTOM)
+            };
             painter.text(
-                s + Vec2::new(9.0, -9.0),
-                egui::Align2::LEFT_BOTTOM,
+                s + offset,
+                align,
                 "query",
                 egui::FontId::proportional(12.0),
                 Color32::RED,

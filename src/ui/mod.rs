@@ -22,6 +22,13 @@ pub struct Crop {
     pub max: [f32; 2],
 }
 
+/// What was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    Image,
+    Sketch,
+}
+
 /// Something the user asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {

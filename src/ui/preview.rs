@@ -16,6 +16,8 @@ pub fn preview_ui(
     images: usize,
 ) -> Option<Action> {
     let mut action = None;
+    // Measured before the slider rows, which may run wider than the view.
+    let width = ui.available_width();
     let before = *settings;
     let mut clip = settings.contrast_low_pct;
     ui.horizontal_wrapped(|ui| {
@@ -56,7 +58,7 @@ pub fn preview_ui(
     }
     match steps {
         Some(t) => {
-            let side = ((ui.available_width() - 24.0) / 4.0).clamp(80.0, 300.0);
+            let side = ((width - 32.0) / 4.0).clamp(80.0, 300.0);
             ui.horizontal_wrapped(|ui| {
                 for (tex, name) in t.iter().zip([
                     "1. Contrast + denoise",

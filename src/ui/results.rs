@@ -4,9 +4,31 @@
 
 use std::collections::HashMap;
 
-use super::{Action, Thumbnails};
-use crate::app::query::{score_meaning, score_text, QueryKind};
+use super::{Action, QueryKind, Thumbnails};
 use crate::engine::library::index::{Hit, Index};
+
+/// What the scores of a kind of query mean, in a chemist's words.
+pub fn score_meaning(kind: QueryKind) -> &'static str {
+    match kind {
+        QueryKind::Image => {
+            "Scores are the cosine similarity of the VGG16 image features: 1 means the same \
+             features, about 0.5 and below little in common."
+        }
+        QueryKind::Sketch => {
+            "Scores say how much better than the library's average sample the drawing \
+             matches, in standard deviations (σ): the best matches are usually +2 to +4 σ, \
+             0 is an average sample, negative is worse than average."
+        }
+    }
+}
+
+/// A score as a caption shows it.
+pub fn score_text(kind: QueryKind, score: f32) -> String {
+    match kind {
+        QueryKind::Image => format!("{score:.3}"),
+        QueryKind::Sketch => format!("{score:+.1}σ"),
+    }
+}
 
 /// Smallest and largest side of a thumbnail tile in points; tiles grow with the window.
 const TILE_MIN: f32 = 100.0;
@@ -249,11 +271,14 @@ pub fn detail_ui(
     let e = index.entries.get(entry)?;
     ui.heading(file_name(&e.path));
     let full = crate::engine::library::database::resolve(&index.db_dir, &e.path);
-    ui.add(egui::Label::new(
-        egui::RichText::new(full.display().to_string())
-            .small()
-            .weak(),
-    ))
+    ui.add(
+        egui::Label::new(
+            egui::RichText::new(full.display().to_string())
+                .small()
+                .weak(),
+        )
+        .wrap(),
+    )
     .on_hover_text("The image file");
     ui.label(format!(
         "{} × {} px{}",
@@ -270,7 +295,7 @@ pub fn detail_ui(
             .on_hover_text(score_meaning(kind));
     }
     if let Some(p) = &e.particles {
-        ui.label(format!("Particles: {}", p.describe()));
+        ui.add(egui::Label::new(format!("Particles: {}", p.describe())).wrap());
         crate::ui::particles::shape_bar_ui(ui, &p.shape_fractions, ui.available_width().min(220.0));
         if ui
             .small_button("Measure…")
