@@ -103,9 +103,10 @@ impl Condition {
                 (matches.len() == 1).then(|| matches[0])
             })
             .ok_or_else(|| {
+                let names: Vec<String> = columns.iter().map(|c| format!("{c:?}")).collect();
                 bad(format!(
                     "no column {name:?}; the library has: {}",
-                    columns.join(", ")
+                    names.join(", ")
                 ))
             })?;
         let number = value.parse::<f64>().ok().filter(|n| n.is_finite());
