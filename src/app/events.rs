@@ -89,20 +89,16 @@ impl MorphoApp {
                     if !same_files {
                         self.hits.clear();
                     }
-                    self.rerun_query();
-                    self.selected = selected;
-                    if !self.where_field.trim().is_empty() && !self.apply_conditions() {
+                    // The conditions name columns of this library now (or say why not).
+                    if !self.apply_conditions() {
                         self.conditions = Default::default();
                     }
+                    self.rerun_query();
+                    self.selected = selected;
                 }
-                Event::QueryImage {
-                    query,
-                    label,
-                    image,
-                } => {
-                    if self.query.as_ref().is_none_or(|q| q.id != query) {
-                        continue;
-                    }
+                // Always shown, even when a newer query replaced the one that loaded it: it is
+                // the image the worker now holds, which a region drag searches.
+                Event::QueryImage { label, image } => {
                     let rgba = image::DynamicImage::ImageRgba8(image);
                     if crate::engine::imaging::preprocess::is_uniform(&rgba) {
                         self.report_error(format!(

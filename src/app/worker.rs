@@ -124,8 +124,8 @@ pub enum Event {
         /// Time from the open request to a usable index (model load included).
         elapsed_ms: f64,
     },
+    /// The image a query loaded (the worker keeps it for region searches).
     QueryImage {
-        query: u64,
         label: String,
         image: RgbaImage,
     },
@@ -394,7 +394,6 @@ impl Worker {
                     }
                 };
                 self.send(Event::QueryImage {
-                    query,
                     label,
                     image: img.thumbnail(768, 768).to_rgba8(),
                 });
