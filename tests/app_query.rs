@@ -337,3 +337,17 @@ fn a_small_window_keeps_every_tab_reachable() {
     h.step();
     assert_eq!(h.state().show_detail_panel, Some(true));
 }
+
+#[test]
+fn browse_shows_the_stored_thumbnails_when_the_image_folder_is_gone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut h = indexed(tmp.path());
+    // The folder goes (unmounted share, library opened elsewhere): the library still has
+    // every image's thumbnail.
+    std::fs::rename(tmp.path().join("demo"), tmp.path().join("demo-away")).expect("rename");
+    h.get_by_label("Browse").click();
+    step_until(&mut h, 60, "every thumbnail shown", |a| {
+        a.thumbnail_counts().0 == 12
+    });
+    assert_eq!(h.state().thumbnail_counts().1, 0, "none failed");
+}

@@ -244,6 +244,7 @@ impl MorphoApp {
                     index.entries.get(entry).map(|e| ThumbnailRequest {
                         entry,
                         path: crate::engine::library::database::resolve(&index.db_dir, &e.path),
+                        stored: self.index_path.clone().map(|l| (l, e.path.clone())),
                     })
                 })
                 .collect();

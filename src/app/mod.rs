@@ -463,6 +463,11 @@ impl MorphoApp {
         }
     }
 
+    /// Thumbnails uploaded now, and entries whose thumbnail could not be made (used by tests).
+    pub fn thumbnail_counts(&self) -> (usize, usize) {
+        (self.thumbs.len(), self.thumb_failed.len())
+    }
+
     /// Whether a search space is ready (used by tests).
     pub fn has_space(&self, space: Space) -> bool {
         self.index

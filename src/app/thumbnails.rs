@@ -1,5 +1,6 @@
 //! The thumbnail loader: a thread of its own that decodes and shrinks the images the UI has
-//! on screen, latest request first.
+//! on screen, latest request first; when an image file cannot be read (the folder unmounted,
+//! a shared library opened on another machine) it shows the thumbnail stored in the library.
 
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
@@ -7,15 +8,60 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crate::app::worker::Event;
 use crate::engine::imaging::preprocess::load_image;
+use crate::engine::library::store::{Location, Store};
 
 /// Longest side of a thumbnail, px.
 pub const THUMB_SIZE: u32 = 160;
 
-/// One thumbnail to make: the entry and its image file.
+/// One thumbnail to make: the entry, its image file, and where its stored thumbnail is (the
+/// library, and the image's path in it) for when the file cannot be read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThumbnailRequest {
     pub entry: usize,
     pub path: PathBuf,
+    pub stored: Option<(PathBuf, String)>,
+}
+
+/// The open library the stored thumbnails come from (kept between requests).
+#[derive(Default)]
+struct StoredThumbnails {
+    open: Option<(PathBuf, Store)>,
+}
+
+impl StoredThumbnails {
+    /// The stored thumbnail of `rel` in `library`, decoded.
+    fn get(&mut self, library: &std::path::Path, rel: &str) -> Result<image::RgbaImage, String> {
+        if self.open.as_ref().is_none_or(|(p, _)| p != library) {
+            let store = Store::open(&Location::of(library), false).map_err(|e| e.to_string())?;
+            self.open = Some((library.to_path_buf(), store));
+        }
+        let (_, store) = self.open.as_mut().ok_or("no library")?;
+        let jpeg = store
+            .thumbnail(rel)
+            .map_err(|e| e.to_string())?
+            .filter(|b| !b.is_empty())
+            .ok_or("the library holds no thumbnail of it")?;
+        image::load_from_memory(&jpeg)
+            .map(|img| img.to_rgba8())
+            .map_err(|e| format!("its stored thumbnail cannot be decoded: {e}"))
+    }
+}
+
+/// The thumbnail of `request`: from its file, else from the library.
+fn make(
+    request: &ThumbnailRequest,
+    stored: &mut StoredThumbnails,
+) -> Result<image::RgbaImage, String> {
+    let from_file = load_image(&request.path)
+        .map(|img| img.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgba8())
+        .map_err(|e| e.to_string());
+    match (from_file, &request.stored) {
+        (Ok(img), _) => Ok(img),
+        (Err(e), Some((library, rel))) => stored
+            .get(library, rel)
+            .map_err(|why| format!("{e}; {why}")),
+        (Err(e), None) => Err(e),
+    }
 }
 
 #[derive(Default)]
@@ -42,35 +88,36 @@ impl ThumbnailLoader {
         let shared = queue.clone();
         std::thread::Builder::new()
             .name("morphosearch-thumbnails".into())
-            .spawn(move || loop {
-                let (generation, request) = {
-                    let (lock, ready) = &*shared;
-                    let Ok(mut q) = lock.lock() else { return };
-                    while q.pending.is_empty() && !q.closed {
-                        q = match ready.wait(q) {
-                            Ok(q) => q,
-                            Err(_) => return,
-                        };
-                    }
-                    if q.closed {
+            .spawn(move || {
+                let mut stored = StoredThumbnails::default();
+                loop {
+                    let (generation, request) = {
+                        let (lock, ready) = &*shared;
+                        let Ok(mut q) = lock.lock() else { return };
+                        while q.pending.is_empty() && !q.closed {
+                            q = match ready.wait(q) {
+                                Ok(q) => q,
+                                Err(_) => return,
+                            };
+                        }
+                        if q.closed {
+                            return;
+                        }
+                        (q.generation, q.pending.remove(0))
+                    };
+                    let image = make(&request, &mut stored);
+                    if events
+                        .send(Event::Thumbnail {
+                            generation,
+                            entry: request.entry,
+                            image,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
-                    (q.generation, q.pending.remove(0))
-                };
-                let image = load_image(&request.path)
-                    .map(|img| img.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgba8())
-                    .map_err(|e| e.to_string());
-                if events
-                    .send(Event::Thumbnail {
-                        generation,
-                        entry: request.entry,
-                        image,
-                    })
-                    .is_err()
-                {
-                    return;
+                    repaint();
                 }
-                repaint();
             })?;
         Ok(Self { queue })
     }
@@ -135,6 +182,7 @@ mod tests {
         let req = |e: usize| ThumbnailRequest {
             entry: e,
             path: paths[e].clone(),
+            stored: None,
         };
         // Hold the loader's lock while queueing twice, so the first queue is surely replaced.
         {
@@ -150,6 +198,7 @@ mod tests {
                 ThumbnailRequest {
                     entry: 9,
                     path: tmp.path().join("missing.png"),
+                    stored: None,
                 },
             ],
         );
