@@ -6,6 +6,7 @@ mod actions;
 pub mod bench;
 mod events;
 mod input;
+mod jobs;
 mod panels;
 pub mod query;
 pub mod thumbnails;
