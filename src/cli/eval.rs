@@ -9,7 +9,9 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use crate::engine::eval::sketches::{emps_outlines, SketchEvalSpec};
-use crate::engine::eval::{crops, leave_one_out, leave_one_out_from_files, sketches, CUTOFFS};
+use crate::engine::eval::{
+    crops, leave_one_out, leave_one_out_expanded, leave_one_out_from_files, sketches, CUTOFFS,
+};
 use crate::engine::library::database::read_column;
 use crate::engine::library::index::{Index, Space, MAX_PCA_DIMS};
 use crate::engine::sketch::SketchWeights;
@@ -56,6 +58,12 @@ pub struct EvalArgs {
     /// Margin of the extra query sizes (default: the index's).
     #[arg(long)]
     query_size_margin: Option<f32>,
+    /// Query expansion measured on the stored descriptors: each query joined with its N
+    /// nearest entries (weights: similarity to the power --qe-alpha) and searched again.
+    #[arg(long, default_value_t = 0)]
+    query_expansion: usize,
+    #[arg(long, default_value_t = 3.0)]
+    qe_alpha: f32,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     #[arg(long)]
@@ -175,6 +183,14 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<i32> {
             Some(engine) if args.from_files => {
                 leave_one_out_from_files(engine, &idx, &labels, &CUTOFFS)?
             }
+            _ if args.query_expansion > 0 => leave_one_out_expanded(
+                &idx,
+                &labels,
+                space,
+                &CUTOFFS,
+                args.query_expansion,
+                args.qe_alpha,
+            ),
             _ => leave_one_out(&idx, &labels, space, &CUTOFFS),
         };
         if r.queries == 0 {

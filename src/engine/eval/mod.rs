@@ -75,6 +75,42 @@ pub fn leave_one_out(
     .unwrap_or_else(|_| empty_report())
 }
 
+/// [`leave_one_out`] with query expansion (alpha-QE): each query vector is replaced by the
+/// normalised sum of itself and its `n` nearest other entries, each weighted by its similarity
+/// to the power `alpha`, and searched again. The query's identical twins are not used (they
+/// are left out of the ranking too), so the expansion sees only what a user's query would.
+pub fn leave_one_out_expanded(
+    index: &Index,
+    labels: &BTreeMap<String, String>,
+    space: Space,
+    cutoffs: &[usize],
+    n: usize,
+    alpha: f32,
+) -> EvalReport {
+    use crate::engine::library::index::dot;
+    let s = index.space(space);
+    evaluate_rankings(index, labels, cutoffs, s.len(), &mut |q| {
+        let twin = &index.entries[q].pixel_hash;
+        let mut first: Vec<(usize, f32)> = (0..s.len())
+            .filter(|&i| &index.entries[i].pixel_hash != twin)
+            .map(|i| (i, dot(s.row(q), s.row(i))))
+            .collect();
+        first.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut expanded = s.row(q).to_vec();
+        for &(i, score) in first.iter().take(n) {
+            let w = score.max(0.0).powf(alpha);
+            for (e, x) in expanded.iter_mut().zip(s.row(i)) {
+                *e += w * x;
+            }
+        }
+        crate::engine::descriptor::pooling::l2_normalise(&mut expanded);
+        Ok((0..s.len())
+            .map(|i| (i, dot(&expanded, s.row(i))))
+            .collect())
+    })
+    .unwrap_or_else(|_| empty_report())
+}
+
 /// [`leave_one_out`] with each query image read from its file and searched as a user's query
 /// is (at the index's query sizes), rather than taken from the stored descriptors.
 pub fn leave_one_out_from_files(
@@ -184,6 +220,27 @@ mod tests {
         assert!((average_precision(&[true, false, true]) - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
         assert_eq!(average_precision(&[false, false]), 0.0);
         assert_eq!(average_precision(&[true]), 1.0);
+    }
+
+    /// Without neighbours the expansion is the plain leave-one-out; with them every labelled
+    /// query is still evaluated, over the same entries.
+    #[test]
+    fn query_expansion_of_nothing_is_the_plain_search() {
+        let index = crate::engine::library::index::tests::toy_index(12);
+        let labels: BTreeMap<String, String> = index
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.path.clone(), format!("c{}", i % 3)))
+            .collect();
+        let plain = leave_one_out(&index, &labels, Space::Image, &CUTOFFS);
+        let none = leave_one_out_expanded(&index, &labels, Space::Image, &CUTOFFS, 0, 3.0);
+        assert!(plain.queries > 0);
+        assert_eq!(plain.queries, none.queries);
+        assert!((plain.map - none.map).abs() < 1e-9);
+        let two = leave_one_out_expanded(&index, &labels, Space::Image, &CUTOFFS, 2, 3.0);
+        assert_eq!(two.queries, plain.queries);
+        assert!((0.0..=1.0).contains(&two.map));
     }
 
     #[test]
