@@ -184,9 +184,8 @@ impl MorphoApp {
         if !self.browse.restrict_search && self.conditions.is_empty() {
             return None;
         }
-        let mut mask = vec![true; index.len()];
+        let mut mask = vec![!self.browse.restrict_search; index.len()];
         if self.browse.restrict_search {
-            mask = vec![false; index.len()];
             for i in self.browse.filtered(index) {
                 mask[i] = true;
             }

@@ -135,7 +135,6 @@ impl MorphoApp {
                     self.selected = keep.or_else(|| hits.first().map(|h| h.entry));
                     self.hits = hits;
                     self.hits_are_sketch = sketch;
-                    self.last_query_ms = Some(elapsed_ms);
                     self.query_map = query_map;
                     if sketch {
                         self.sketch_textures = drawing

@@ -114,7 +114,6 @@ pub struct MorphoApp {
     pub progress: Option<(usize, usize, String, Instant)>,
     pub hits: Vec<Hit>,
     pub hits_are_sketch: bool,
-    pub last_query_ms: Option<f64>,
     pub selected: Option<usize>,
     /// The query the results answer (None: no query).
     pub query: Option<ActiveQuery>,
@@ -165,11 +164,8 @@ pub struct MorphoApp {
     pub show_query_panel: bool,
     /// None until the first frame decides it from the window's width.
     pub show_detail_panel: Option<bool>,
-    /// UI frames drawn while indexing, and the longest one (the UI thread's own work).
-    pub frames_while_busy: usize,
     /// Identical / near-identical pairs of the open database.
     pub duplicates: Vec<crate::engine::library::index::DuplicatePair>,
-    pub longest_busy_frame_ms: f64,
     pub show_log: bool,
     sent_title: String,
 }
@@ -203,7 +199,6 @@ impl MorphoApp {
             progress: None,
             hits: Vec::new(),
             hits_are_sketch: false,
-            last_query_ms: None,
             selected: None,
             query: None,
             next_query: 0,
@@ -237,9 +232,7 @@ impl MorphoApp {
             confirm_apply: false,
             show_query_panel: true,
             show_detail_panel: None,
-            frames_while_busy: 0,
             duplicates: Vec::new(),
-            longest_busy_frame_ms: 0.0,
             show_log: false,
             sent_title: String::new(),
         };
@@ -304,18 +297,6 @@ impl MorphoApp {
     }
     /// Draws the whole window.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
-        let frame_start = Instant::now();
-        let was_busy = self.progress.is_some();
-        self.draw(ui);
-        if was_busy {
-            self.frames_while_busy += 1;
-            self.longest_busy_frame_ms = self
-                .longest_busy_frame_ms
-                .max(frame_start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-
-    fn draw(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         self.poll_worker(&ctx);
         let mut actions: Vec<Action> = self.handle_input(&ctx).into_iter().collect();

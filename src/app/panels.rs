@@ -3,8 +3,12 @@
 use super::*;
 
 /// Said when a file dialog returns nothing: cancelled, or no dialog service on this system.
-const NO_DIALOG_DATABASE: &str = "No folder chosen. If no dialog opened, this system has no      file-dialog service: type the folder (or a postgresql:// URL) in the Database field and      press Open, drop the folder on the window, or give it on the command line.";
-const NO_DIALOG_IMAGE: &str = "No image chosen. If no dialog opened, this system has no      file-dialog service: type the image's path in the field above and press Search, or drop      the file on the window.";
+const NO_DIALOG_DATABASE: &str = "No folder chosen. If no dialog opened, this system has no \
+     file-dialog service: type the folder (or a postgresql:// URL) in the Database field and \
+     press Open, drop the folder on the window, or give it on the command line.";
+const NO_DIALOG_IMAGE: &str = "No image chosen. If no dialog opened, this system has no \
+     file-dialog service: type the image's path in the field above and press Search, or drop \
+     the file on the window.";
 
 impl MorphoApp {
     /// The window title when it differs from the one last returned. Only changes may be sent

@@ -70,7 +70,6 @@ impl MorphoApp {
         self.hits.clear();
         self.selected = None;
         self.sketch_textures.clear();
-        self.last_query_ms = None;
         self.query_map = None;
     }
 

@@ -13,7 +13,7 @@ use crate::engine::imaging::preprocess::load_image;
 use crate::engine::library::index::{Index, Space};
 use crate::engine::library::indexer::{build_index_with, IndexJob, IndexReport, Model};
 use crate::engine::library::store::{Location, Store};
-use crate::engine::model::vgg::Vgg16;
+use crate::engine::model::vgg::{weights_file, Vgg16};
 use crate::engine::sketch::edges::contour_steps;
 use crate::engine::sketch::{rasterise_strokes, working_gray, SketchConfig};
 use crate::engine::{Engine, Error};
@@ -166,12 +166,14 @@ impl Worker {
                 index_path,
                 sketch,
             } => {
-                if let Location::Postgres(url) = Location::of(&db_dir) {
-                    self.open_server_library(&url, sketch)?;
-                    return self.preload();
+                match Location::of(&db_dir) {
+                    Location::Postgres(url) => self.open_server_library(&url, sketch)?,
+                    Location::Sqlite(_) => {
+                        self.build(open_job(db_dir, table, index_path, sketch))?
+                    }
                 }
-                self.build(open_job(db_dir, table, index_path, sketch))?;
-                self.preload()
+                self.preload();
+                Ok(())
             }
             Job::OpenDemo {
                 dir,
@@ -393,12 +395,12 @@ impl Worker {
 
     /// A shared library on a PostgreSQL server, named by its URL in the database field: brought
     /// up to date from its image folder when that folder is reachable here, else opened as it
-    /// is (searches work; Browse shows the stored thumbnails' samples).
+    /// is (searches work; Browse and the results show the stored thumbnails).
     fn open_server_library(&mut self, url: &str, sketch: SketchConfig) -> Result<(), Error> {
         let start = std::time::Instant::now();
         let location = Location::Postgres(url.to_string());
-        let settings = Store::open(&location, false)?.settings()?;
-        let Some((config, db_dir)) = settings else {
+        let mut store = Store::open(&location, false)?;
+        let Some((config, db_dir)) = store.settings()? else {
             return Err(Error::Index(format!(
                 "library {} holds no images yet: index a folder into it first \
                  (`morphosearch index FOLDER --index URL`)",
@@ -407,12 +409,11 @@ impl Worker {
         };
         let index_path = PathBuf::from(url);
         if db_dir.is_dir() {
-            let index = Index::load(&index_path)?;
             let job = IndexJob {
                 pixel_size_column: None,
                 query_sizes: config.query_sizes.clone(),
                 db_dir,
-                table: index.table_path.clone().filter(|t| t.is_file()),
+                table: store.table_path()?.filter(|t| t.is_file()),
                 image_column: None,
                 index_path,
                 features: config.features,
@@ -446,13 +447,10 @@ impl Worker {
 
     /// Loads the model after a library opened from its store alone, so the first query does
     /// not wait for it; a failure is reported when a query needs the model.
-    fn preload(&mut self) -> Result<(), Error> {
+    fn preload(&mut self) {
         if self.engine.is_none() {
-            if let Ok(engine) = Engine::load(self.weights.as_deref(), "auto") {
-                self.engine = Some(engine);
-            }
+            self.engine = Engine::load(self.weights.as_deref(), "auto").ok();
         }
-        Ok(())
     }
 
     fn build(&mut self, job: IndexJob) -> Result<(), Error> {
@@ -460,13 +458,9 @@ impl Worker {
         self.cancel.store(false, Ordering::SeqCst);
         let sha256 = match &self.engine {
             Some(e) => e.vgg.weights_sha256().to_string(),
-            None => {
-                let path = match &self.weights {
-                    Some(p) => p.clone(),
-                    None => crate::engine::model::vgg::find_default_weights()?,
-                };
-                crate::engine::model::vgg::cached_file_sha256(&path)?
-            }
+            None => crate::engine::model::vgg::cached_file_sha256(&weights_file(
+                self.weights.as_deref(),
+            )?)?,
         };
         let mut model = LazyModel {
             engine: &mut self.engine,

@@ -34,10 +34,7 @@ impl Engine {
     /// Loads weights from `weights` (or the shipped file) on `device` (auto, cpu, cuda).
     pub fn load(weights: Option<&Path>, device: &str) -> Result<Self> {
         let device = vgg::select_device(device)?;
-        let path = match weights {
-            Some(p) => p.to_path_buf(),
-            None => vgg::find_default_weights()?,
-        };
+        let path = vgg::weights_file(weights)?;
         Ok(Self {
             vgg: Vgg16::load(&path, &device)?,
         })

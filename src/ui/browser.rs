@@ -181,27 +181,20 @@ impl BrowseState {
                         for &i in shown.iter().skip(row * per_row).take(per_row) {
                             let path = &index.entries[i].path;
                             // The sorted value leads the caption, so the order can be read.
-                            let first = match self.sort_column {
+                            let (first, second, hover) = match self.sort_column {
                                 Some(c) => {
-                                    let v = index.value(i, c).text;
+                                    let mut v = index.value(i, c).text;
                                     if v.is_empty() {
-                                        "—".to_string()
-                                    } else {
-                                        v
+                                        v = "—".to_string();
                                     }
+                                    let hover = format!("{}: {v}\n{path}", all_columns[c]);
+                                    (v, file_name(path).to_string(), hover)
                                 }
-                                None => file_name(path).to_string(),
-                            };
-                            let second = match self.sort_column {
-                                Some(_) => file_name(path).to_string(),
                                 None => {
                                     let e = &index.entries[i];
-                                    format!("{} × {} px", e.width, e.height)
+                                    let size = format!("{} × {} px", e.width, e.height);
+                                    (file_name(path).to_string(), size, path.clone())
                                 }
-                            };
-                            let hover = match self.sort_column {
-                                Some(c) => format!("{}: {first}\n{path}", all_columns[c]),
-                                None => path.clone(),
                             };
                             if tile_ui(
                                 ui,

@@ -13,7 +13,8 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::engine::error::{Error, Result};
 pub use crate::engine::model::weights::{
-    cached_file_sha256, file_sha256, find_default_weights, hex, select_device, SHIPPED_WEIGHTS,
+    cached_file_sha256, file_sha256, find_default_weights, hex, select_device, weights_file,
+    SHIPPED_WEIGHTS,
 };
 use crate::engine::model::winograd::{max_pool_2x2_into, WinogradConv};
 

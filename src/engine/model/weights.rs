@@ -68,6 +68,14 @@ pub fn find_default_weights() -> Result<PathBuf> {
         })
 }
 
+/// The weights file to use: `given`, else the shipped one ([`find_default_weights`]).
+pub fn weights_file(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.to_path_buf()),
+        None => find_default_weights(),
+    }
+}
+
 /// sha256 of a file, hex.
 pub fn file_sha256(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

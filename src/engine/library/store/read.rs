@@ -35,9 +35,7 @@ impl Store {
         if let Some(c) = self.meta("columns")? {
             index.columns = from_json(&c, "columns")?;
         }
-        if let Some(t) = self.meta("table_path")? {
-            index.table_path = from_json::<Option<String>>(&t, "table path")?.map(PathBuf::from);
-        }
+        index.table_path = self.table_path()?;
         let rows = self.db.query(
             "SELECT i.path, i.size_bytes, i.modified_ns, i.pixel_hash, i.width, i.height, \
              i.data_bar_rows, d.raw, d.sketch_raw, d.edge_raw, d.image_vec, d.sketch_vec, \
@@ -123,6 +121,14 @@ impl Store {
             index.refit();
             Ok((index, false))
         }
+    }
+
+    /// The synthesis table the library was last finished with, if any.
+    pub fn table_path(&mut self) -> Result<Option<PathBuf>> {
+        Ok(match self.meta("table_path")? {
+            Some(t) => from_json::<Option<String>>(&t, "table path")?.map(PathBuf::from),
+            None => None,
+        })
     }
 
     /// The stored thumbnail (JPEG) of `path`, for when the image folder is not reachable.
