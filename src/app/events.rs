@@ -43,13 +43,7 @@ impl MorphoApp {
                     {
                         self.log_line(p.clone(), false);
                     }
-                    self.map_coords = index
-                        .image_space
-                        .projection
-                        .as_ref()
-                        .map_or_else(Vec::new, |p| {
-                            index.entries.iter().map(|e| p.map_2d(&e.raw)).collect()
-                        });
+                    self.map_coords = index.map_coords();
                     self.thumbs.clear();
                     self.thumb_generation += 1;
                     self.thumb_asked.clear();

@@ -372,11 +372,7 @@ impl Worker {
             .engine()?
             .describe_image(&img, &index.config.features)?;
         let hits = index.search_where(&raw, Space::Image, k, &|i| admits(allowed, i));
-        let query_map = index
-            .image_space
-            .projection
-            .as_ref()
-            .map(|p| p.map_2d(&raw));
+        let query_map = index.map_point_of(&raw);
         let query_entry = self
             .query_hash
             .as_ref()
@@ -426,7 +422,7 @@ impl Worker {
             };
             return self.build(job);
         }
-        let index = Arc::new(Index::load(&index_path)?);
+        let index = Arc::new(Index::load_for_search(&index_path)?);
         self.index = Some(index.clone());
         self.index_job = None;
         self.send(Event::Opened {

@@ -237,7 +237,8 @@ pub(super) fn csv_field(s: &str) -> String {
 }
 
 pub(super) fn map_command(index: &Index, out: &Path) -> anyhow::Result<()> {
-    let Some(p) = &index.image_space.projection else {
+    let coords = index.map_coords();
+    let (Some(p), false) = (&index.image_space.projection, coords.is_empty()) else {
         bail!("the index has fewer than two images or no PCA projection: no map to draw");
     };
     let mut w =
@@ -245,8 +246,7 @@ pub(super) fn map_command(index: &Index, out: &Path) -> anyhow::Result<()> {
     let mut header = vec!["path".to_string(), "pc1".into(), "pc2".into()];
     header.extend(index.columns.iter().cloned());
     w.write_record(&header)?;
-    for (i, e) in index.entries.iter().enumerate() {
-        let [x, y] = p.map_2d(&e.raw);
+    for (i, (e, [x, y])) in index.entries.iter().zip(coords).enumerate() {
         let mut row = vec![e.path.clone(), format!("{x:.6}"), format!("{y:.6}")];
         row.extend(
             index.params[i]

@@ -100,24 +100,6 @@ impl Projection {
         l2_normalise(&mut out);
         out
     }
-
-    /// Coordinates on the first two axes, unnormalised (for the 2-D map).
-    pub fn map_2d(&self, v: &[f32]) -> [f32; 2] {
-        let mut out = [0f32; 2];
-        for (k, axis) in self
-            .components
-            .chunks_exact(self.input_dim)
-            .take(2)
-            .enumerate()
-        {
-            out[k] = axis
-                .iter()
-                .zip(v.iter().zip(&self.mean))
-                .map(|(a, (x, m))| a * (x - m))
-                .sum();
-        }
-        out
-    }
 }
 
 #[cfg(test)]

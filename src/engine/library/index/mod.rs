@@ -164,6 +164,10 @@ impl SearchSpace {
     }
 }
 
+fn map_point(v: &[f32]) -> [f32; 2] {
+    [v[0], v[1]]
+}
+
 /// One search result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
@@ -512,6 +516,13 @@ impl Index {
     /// Writes the whole index into the library at `path` (an SQLite file, created when
     /// missing, or a `postgresql://` URL), replacing what it held.
     pub fn save(&self, path: &Path) -> Result<()> {
+        if self.entries.iter().any(|e| e.raw.is_empty()) {
+            return Err(crate::engine::error::Error::Index(
+                "this library was read for searching only (without its raw descriptors) and \
+                 cannot be saved from it; read it whole (Index::load)"
+                    .into(),
+            ));
+        }
         let location = crate::engine::library::store::Location::of(path);
         crate::engine::library::store::Store::open(&location, true)?.write_whole(self)
     }
@@ -519,6 +530,28 @@ impl Index {
     /// Reads the library at `path` (an SQLite file or a `postgresql://` URL).
     pub fn load(path: &Path) -> Result<Self> {
         crate::engine::library::store::read_library(path)
+    }
+
+    /// [`Self::load`] for searching only: without the raw descriptors when the library is
+    /// finished (what the app opens; it cannot be saved or refitted).
+    pub fn load_for_search(path: &Path) -> Result<Self> {
+        crate::engine::library::store::read_library_for_search(path)
+    }
+
+    /// Each entry's place on the 2-D map: the first two coordinates of its projected image
+    /// descriptor (the PCA plane of the space searches rank in); empty without a projection.
+    pub fn map_coords(&self) -> Vec<[f32; 2]> {
+        let space = &self.image_space;
+        if space.projection.is_none() || space.dims < 2 {
+            return Vec::new();
+        }
+        (0..space.len()).map(|i| map_point(space.row(i))).collect()
+    }
+
+    /// A query's place on the 2-D map ([`Self::map_coords`]) from its raw image descriptor.
+    pub fn map_point_of(&self, raw: &[f32]) -> Option<[f32; 2]> {
+        let space = &self.image_space;
+        (space.projection.is_some() && space.dims >= 2).then(|| map_point(&space.project(raw)))
     }
 }
 

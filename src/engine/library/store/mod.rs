@@ -20,7 +20,7 @@ mod schema;
 mod sqlite;
 
 pub use location::{redact_url, Location};
-pub use read::{is_old_single_file, read_library};
+pub use read::{is_old_single_file, read_library, read_library_for_search};
 use schema::schema;
 
 use std::path::{Path, PathBuf};

@@ -18,13 +18,31 @@ impl Store {
     /// [`Self::read`], and whether the stored projections were complete and used as they are
     /// (false: they were refitted in memory).
     pub fn read_state(&mut self) -> Result<(Index, bool)> {
+        self.snapshot(true)
+    }
+
+    /// [`Self::read`] for searching only: a finished library is read without the raw
+    /// (unprojected) descriptors, which only refitting the projections needs; they are most of
+    /// its bytes. An unfinished library is read whole (its projections are refitted). The
+    /// result cannot be saved ([`Index::save`] refuses it).
+    pub fn read_for_search(&mut self) -> Result<Index> {
+        let (index, finished) = self.snapshot(false)?;
+        if finished {
+            return Ok(index);
+        }
+        self.read()
+    }
+
+    fn snapshot(&mut self, with_raws: bool) -> Result<(Index, bool)> {
         self.db.begin_snapshot()?;
-        let r = self.read_in_snapshot();
+        let r = self.read_in_snapshot(with_raws);
         let _ = self.db.batch("COMMIT");
         r
     }
 
-    fn read_in_snapshot(&mut self) -> Result<(Index, bool)> {
+    /// The library in one snapshot; without `with_raws` the raw descriptors stay empty and an
+    /// unfinished library is returned unrefitted (the caller reads it again whole).
+    fn read_in_snapshot(&mut self, with_raws: bool) -> Result<(Index, bool)> {
         let Some((config, db_dir)) = self.settings()? else {
             return Err(Error::Index(format!(
                 "library {} holds no images yet (run `morphosearch index` on a folder)",
@@ -36,13 +54,21 @@ impl Store {
             index.columns = from_json(&c, "columns")?;
         }
         index.table_path = self.table_path()?;
+        let raws = if with_raws {
+            "d.raw, d.sketch_raw, d.edge_raw"
+        } else {
+            "NULL, NULL, NULL"
+        };
         let rows = self.db.query(
-            "SELECT i.path, i.size_bytes, i.modified_ns, i.pixel_hash, i.width, i.height, \
-             i.data_bar_rows, d.raw, d.sketch_raw, d.edge_raw, d.image_vec, d.sketch_vec, \
-             d.edge_vec, r.cells, p.summary \
-             FROM images i JOIN descriptors d ON d.path = i.path \
-             LEFT JOIN records r ON r.path = i.path LEFT JOIN particles p ON p.path = i.path \
-             WHERE i.state = 'done' ORDER BY i.path",
+            &format!(
+                "SELECT i.path, i.size_bytes, i.modified_ns, i.pixel_hash, i.width, i.height, \
+                 i.data_bar_rows, {raws}, d.image_vec, d.sketch_vec, d.edge_vec, r.cells, \
+                 p.summary \
+                 FROM images i JOIN descriptors d ON d.path = i.path \
+                 LEFT JOIN records r ON r.path = i.path \
+                 LEFT JOIN particles p ON p.path = i.path \
+                 WHERE i.state = 'done' ORDER BY i.path"
+            ),
             &[],
         )?;
         let mut vectors: [Vec<f32>; 3] = Default::default();
@@ -113,12 +139,16 @@ impl Store {
                 .iter()
                 .all(|s| s.len() == n || (n == 0 && s.dims == 0));
             if !consistent {
-                index.refit();
+                if with_raws {
+                    index.refit();
+                }
                 return Ok((index, false));
             }
             Ok((index, true))
         } else {
-            index.refit();
+            if with_raws {
+                index.refit();
+            }
             Ok((index, false))
         }
     }
@@ -143,6 +173,15 @@ impl Store {
 
 /// Reads the library at `index` (a file path or a `postgresql://` URL).
 pub fn read_library(index: &Path) -> Result<Index> {
+    open_library(index)?.read()
+}
+
+/// [`read_library`] for searching only ([`Store::read_for_search`]).
+pub fn read_library_for_search(index: &Path) -> Result<Index> {
+    open_library(index)?.read_for_search()
+}
+
+fn open_library(index: &Path) -> Result<Store> {
     let location = Location::of(index);
     if let Location::Sqlite(path) = &location {
         if !path.exists() {
@@ -159,7 +198,7 @@ pub fn read_library(index: &Path) -> Result<Index> {
             )));
         }
     }
-    Store::open(&location, false)?.read()
+    Store::open(&location, false)
 }
 
 /// Whether `path` is an index file of the format before the library database.

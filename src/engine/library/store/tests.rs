@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::engine::library::index::tests::toy_index;
+use crate::engine::library::index::Space;
 
 /// A toy library in the order the store reads it (by path), with records and particles.
 fn library(n: usize) -> Index {
@@ -60,6 +61,41 @@ fn rows_without_projected_vectors_are_refitted_on_read() {
         .execute("UPDATE descriptors SET image_vec = NULL", &[])
         .expect("clear");
     assert_eq!(store.read().expect("read"), idx);
+}
+
+#[test]
+fn a_library_read_for_searching_leaves_out_only_the_raw_descriptors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("lib.db");
+    let idx = library(8);
+    idx.save(&path).expect("save");
+    let lean = Index::load_for_search(&path).expect("load for search");
+    let mut want = idx.clone();
+    for e in &mut want.entries {
+        e.raw.clear();
+        e.sketch_raw.clear();
+        e.edge_raw.clear();
+    }
+    assert_eq!(lean, want);
+    // It searches and maps as the whole library does.
+    let q = &idx.entries[3].raw;
+    assert_eq!(
+        lean.search(q, Space::Image, 4),
+        idx.search(q, Space::Image, 4)
+    );
+    assert_eq!(lean.map_coords(), idx.map_coords());
+    assert_eq!(lean.map_coords().len(), 8);
+    // Saving it would lose the raw descriptors: refused, the library untouched.
+    let e = lean.save(&path).expect_err("lean save").to_string();
+    assert!(e.contains("searching only"), "{e}");
+    assert_eq!(Index::load(&path).expect("load"), idx);
+    // An unfinished library is read whole (its projections are refitted from the raws).
+    let mut store = Store::open(&Location::Sqlite(path.clone()), false).expect("open");
+    store
+        .db
+        .execute("UPDATE descriptors SET sketch_vec = NULL", &[])
+        .expect("clear");
+    assert_eq!(store.read_for_search().expect("read"), idx);
 }
 
 #[test]
