@@ -444,8 +444,9 @@ pub fn build_index_with(
     outcome?;
     // Everything described, by this run or another: fit the projections over the whole
     // library and write the finished state in one transaction, unless nothing moved since
-    // the last finished run.
-    let (mut index, finished) = store.read_state()?;
+    // the last finished run. The first read leaves out the raw descriptors: an unchanged
+    // library is used as it is read (the app's restart), and only a refit needs them.
+    let (mut index, finished) = store.read_state_for_search()?;
     let table_path = job.table.as_ref().map(|t| absolute(t));
     let columns = table
         .as_ref()
@@ -464,6 +465,7 @@ pub fn build_index_with(
         && index.columns == columns
         && index.params == params;
     if !unchanged {
+        index = store.read_unfitted()?;
         index.config = config.clone();
         index.table_path = table_path;
         index.columns = columns;

@@ -328,8 +328,13 @@ impl Index {
         self.entries.is_empty()
     }
 
-    /// Refits the three projections (image, contour, edge map) from the raw descriptors.
+    /// Refits the three projections (image, contour, edge map) from the raw descriptors (an
+    /// index read for searching only has none: read it whole first).
     pub fn refit(&mut self) {
+        debug_assert!(
+            self.entries.iter().all(|e| !e.raw.is_empty()),
+            "refit needs the raw descriptors"
+        );
         let raws: Vec<&[f32]> = self.entries.iter().map(|e| e.raw.as_slice()).collect();
         self.image_space = SearchSpace::fit(&raws, self.config.pca_dims, self.config.whiten);
         let fit = |raws: Vec<&[f32]>| {

@@ -7,6 +7,17 @@ use crate::engine::descriptor::pca::Projection;
 use crate::engine::error::{Error, Result};
 use crate::engine::library::index::{Entry, Index, SearchSpace};
 
+/// What a read does with the raw (unprojected) descriptors.
+#[derive(Clone, Copy, PartialEq)]
+enum Raws {
+    /// Read them, and refit incomplete projections from them.
+    Refit,
+    /// Read them; leave the projections as stored.
+    Read,
+    /// Leave them out (searching only); the projections as stored.
+    Skip,
+}
+
 impl Store {
     /// The whole library as one consistent snapshot. Projected vectors are used as stored
     /// when every image has them (a finished run); otherwise (an interrupted run) the
@@ -18,7 +29,13 @@ impl Store {
     /// [`Self::read`], and whether the stored projections were complete and used as they are
     /// (false: they were refitted in memory).
     pub fn read_state(&mut self) -> Result<(Index, bool)> {
-        self.snapshot(true)
+        self.snapshot(Raws::Refit)
+    }
+
+    /// The whole library with its projections as stored, unrefitted even when incomplete (for
+    /// a caller that refits it anyway).
+    pub fn read_unfitted(&mut self) -> Result<Index> {
+        self.snapshot(Raws::Read).map(|(index, _)| index)
     }
 
     /// [`Self::read`] for searching only: a finished library is read without the raw
@@ -26,23 +43,28 @@ impl Store {
     /// its bytes. An unfinished library is read whole (its projections are refitted). The
     /// result cannot be saved ([`Index::save`] refuses it).
     pub fn read_for_search(&mut self) -> Result<Index> {
-        let (index, finished) = self.snapshot(false)?;
+        let (index, finished) = self.read_state_for_search()?;
         if finished {
             return Ok(index);
         }
         self.read()
     }
 
-    fn snapshot(&mut self, with_raws: bool) -> Result<(Index, bool)> {
+    /// The library without its raw descriptors, and whether it is finished; an unfinished
+    /// one comes back with its projections as stored, incomplete (read it whole to refit).
+    pub fn read_state_for_search(&mut self) -> Result<(Index, bool)> {
+        self.snapshot(Raws::Skip)
+    }
+
+    fn snapshot(&mut self, raws: Raws) -> Result<(Index, bool)> {
         self.db.begin_snapshot()?;
-        let r = self.read_in_snapshot(with_raws);
+        let r = self.read_in_snapshot(raws);
         let _ = self.db.batch("COMMIT");
         r
     }
 
-    /// The library in one snapshot; without `with_raws` the raw descriptors stay empty and an
-    /// unfinished library is returned unrefitted (the caller reads it again whole).
-    fn read_in_snapshot(&mut self, with_raws: bool) -> Result<(Index, bool)> {
+    /// The library in one snapshot, and whether its stored projections were complete.
+    fn read_in_snapshot(&mut self, raws: Raws) -> Result<(Index, bool)> {
         let Some((config, db_dir)) = self.settings()? else {
             return Err(Error::Index(format!(
                 "library {} holds no images yet (run `morphosearch index` on a folder)",
@@ -54,15 +76,15 @@ impl Store {
             index.columns = from_json(&c, "columns")?;
         }
         index.table_path = self.table_path()?;
-        let raws = if with_raws {
-            "d.raw, d.sketch_raw, d.edge_raw"
-        } else {
+        let raw_columns = if raws == Raws::Skip {
             "NULL, NULL, NULL"
+        } else {
+            "d.raw, d.sketch_raw, d.edge_raw"
         };
         let rows = self.db.query(
             &format!(
                 "SELECT i.path, i.size_bytes, i.modified_ns, i.pixel_hash, i.width, i.height, \
-                 i.data_bar_rows, {raws}, d.image_vec, d.sketch_vec, d.edge_vec, r.cells, \
+                 i.data_bar_rows, {raw_columns}, d.image_vec, d.sketch_vec, d.edge_vec, r.cells, \
                  p.summary \
                  FROM images i JOIN descriptors d ON d.path = i.path \
                  LEFT JOIN records r ON r.path = i.path \
@@ -139,14 +161,14 @@ impl Store {
                 .iter()
                 .all(|s| s.len() == n || (n == 0 && s.dims == 0));
             if !consistent {
-                if with_raws {
+                if raws == Raws::Refit {
                     index.refit();
                 }
                 return Ok((index, false));
             }
             Ok((index, true))
         } else {
-            if with_raws {
+            if raws == Raws::Refit {
                 index.refit();
             }
             Ok((index, false))
