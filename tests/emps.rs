@@ -92,6 +92,7 @@ fn same_paper_retrieval_and_tracings_beat_the_plain_baselines() {
     let edge_only = SketchWeights {
         image: 0.0,
         edge: 1.0,
+        tiled: 0.0,
     };
     let e = evaluate(
         common::engine(),

@@ -255,12 +255,14 @@ impl MorphoApp {
             ui.label(if self.sketch_textures.len() == 1 {
                 "What the network compared (your drawing as a pseudo-micrograph):"
             } else {
-                "What the network compared (your drawing, and as a pseudo-micrograph):"
+                "What the network compared (your drawing as a pseudo-micrograph, and more views):"
             })
             .on_hover_text(
                 "Enclosed outlines become bright particles on a dark background, as in an \
                      SEM image; this is compared with the database's contour drawings and \
-                     micrographs.",
+                     micrographs. A dense drawing (a tracing) is also compared by its lines; \
+                     a drawing of a few particles also at half size, repeated 2 x 2, since \
+                     micrographs usually show particles smaller and more numerous than drawn.",
             );
             ui.horizontal(|ui| {
                 for t in &self.sketch_textures {

@@ -14,7 +14,7 @@ use crate::engine::eval::{
 };
 use crate::engine::library::database::read_column;
 use crate::engine::library::index::{Index, Space, MAX_PCA_DIMS};
-use crate::engine::sketch::SketchWeights;
+use crate::engine::sketch::{SketchWeights, TILED_SHARE};
 use crate::engine::Engine;
 
 use super::{shape_labels, ModelArgs};
@@ -91,17 +91,23 @@ pub struct SketchEvalArgs {
     tracings: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Weight of the image-descriptor similarity (default: the index's setting).
+    /// Weight of the image-descriptor similarity (default: the index's setting; blending by
+    /// density, the weight for sparse drawings).
     #[arg(long)]
     image_weight: Option<f32>,
-    /// Weight of the edge-map similarity (default: the index's setting).
+    /// Weight of the edge-map similarity (default: the index's setting; blending by density,
+    /// the weight for sparse drawings).
     #[arg(long)]
     edge_weight: Option<f32>,
     /// Blend by drawing density (true) or with the fixed weights (false); default: the index's.
     #[arg(long)]
     by_density: Option<bool>,
-    /// Evaluate these blends instead, each IMAGE,EDGE (repeatable): one row per blend, from
-    /// the same queries.
+    /// Share of the image part from the drawing repeated 2 x 2 at half size (default: the
+    /// index's setting).
+    #[arg(long)]
+    tiled_share: Option<f32>,
+    /// Evaluate these blends instead, each IMAGE,EDGE[,TILED] (repeatable; TILED defaults to
+    /// the shipped share): one row per blend, from the same queries.
     #[arg(long, value_parser = parse_blend)]
     blend: Vec<SketchWeights>,
     #[arg(long)]
@@ -118,21 +124,24 @@ fn parse_blend(s: &str) -> Result<SketchWeights, String> {
             .filter(|v| (0.0..=1.0).contains(v))
             .ok_or_else(|| format!("{t:?} is not a weight between 0 and 1"))
     };
-    match parts.as_slice() {
-        [image, edge] => {
-            let w = SketchWeights {
-                image: num(image)?,
-                edge: num(edge)?,
-            };
-            if w.image + w.edge > 1.0 + 1e-6 {
-                return Err(format!("the weights of {s:?} add up to more than 1"));
-            }
-            Ok(w)
+    let (image, edge, tiled) = match parts.as_slice() {
+        [image, edge] => (image, edge, None),
+        [image, edge, tiled] => (image, edge, Some(tiled)),
+        _ => {
+            return Err(format!(
+                "a blend is IMAGE,EDGE[,TILED] (weights, e.g. 0.4,0.3 or 0.5,0,0.5), not {s:?}"
+            ))
         }
-        _ => Err(format!(
-            "a blend is IMAGE,EDGE (two weights, e.g. 0.4,0.3), not {s:?}"
-        )),
+    };
+    let w = SketchWeights {
+        image: num(image)?,
+        edge: num(edge)?,
+        tiled: tiled.map_or(Ok(TILED_SHARE), |t| num(t))?,
+    };
+    if w.image + w.edge > 1.0 + 1e-6 {
+        return Err(format!("the weights of {s:?} add up to more than 1"));
     }
+    Ok(w)
 }
 
 /// `morphosearch eval`.
@@ -242,6 +251,9 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
     if let Some(by_density) = args.by_density {
         idx.config.sketch.by_density = by_density;
     }
+    if let Some(share) = args.tiled_share {
+        idx.config.sketch.tiled_share = share.clamp(0.0, 1.0);
+    }
     let engine = Engine::load(args.model.weights.as_deref(), args.model.device.name())?;
     engine.check_index(&idx)?;
     let (outlines, mut shapes) = match &args.outlines {
@@ -257,16 +269,16 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
     if shapes.is_empty() && outlines.is_none() {
         bail!("give --labels (shape columns) and/or --outlines (a folder with true outlines)");
     }
+    if let Some(w) = args.image_weight {
+        idx.config.sketch.image_weight = w.clamp(0.0, 1.0);
+    }
+    if let Some(w) = args.edge_weight {
+        idx.config.sketch.edge_weight = w.clamp(0.0, 1.0);
+    }
     let weights: Vec<Option<SketchWeights>> = if !args.blend.is_empty() {
         args.blend.iter().copied().map(Some).collect()
-    } else if args.image_weight.is_some() || args.edge_weight.is_some() {
-        let d = idx.config.sketch.weights();
-        vec![Some(SketchWeights {
-            image: args.image_weight.unwrap_or(d.image),
-            edge: args.edge_weight.unwrap_or(d.edge),
-        })]
     } else {
-        // The index's own rule (fixed, or by the drawing's density).
+        // The index's own rule (fixed, or by the drawing's density), with the weights given.
         vec![None]
     };
     let spec = SketchEvalSpec {

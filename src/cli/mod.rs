@@ -136,6 +136,10 @@ pub enum Command {
         /// particles vs dense tracings; default: the measured best, docs/quality.md).
         #[arg(long)]
         sketch_by_density: Option<bool>,
+        /// Share of the image part that compares a sparse drawing repeated 2 x 2 at half size
+        /// (0..1; default: the measured best, docs/quality.md).
+        #[arg(long)]
+        sketch_tiled_share: Option<f32>,
         /// Table column with the pixel size in nm, for images whose files record none.
         #[arg(long)]
         pixel_size_column: Option<String>,
@@ -311,6 +315,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             sketch_image_weight,
             sketch_edge_weight,
             sketch_by_density,
+            sketch_tiled_share,
             pixel_size_column,
             query_sizes,
             json,
@@ -347,6 +352,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                         .clamp(0.0, 1.0),
                     edge_weight: sketch_edge_weight.unwrap_or(ds.edge_weight).clamp(0.0, 1.0),
                     by_density: sketch_by_density.unwrap_or(ds.by_density),
+                    tiled_share: sketch_tiled_share.unwrap_or(ds.tiled_share).clamp(0.0, 1.0),
                     ..ds
                 },
             };

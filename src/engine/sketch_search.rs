@@ -21,12 +21,25 @@ pub struct SketchScores {
     pub edge: Vec<f32>,
     /// The drawing as a pseudo-micrograph vs the micrographs' image descriptors.
     pub image: Vec<f32>,
+    /// The same, for the drawing repeated 2 x 2 at half size ([`sketch::tiled_view`]).
+    pub image_tiled: Vec<f32>,
 }
 
 impl SketchScores {
-    /// The ranking of every entry under `weights` (see [`blend`]).
+    /// The ranking of every entry under `weights` (see [`blend`]); the image part is the
+    /// weighted mean of its two views' similarities.
     pub fn blend(&self, weights: SketchWeights) -> Vec<Hit> {
         let (c, e, i) = weights.normalised();
+        let t = weights.tiled_share();
+        if t > 0.0 && self.image_tiled.len() == self.image.len() {
+            let image: Vec<f32> = self
+                .image
+                .iter()
+                .zip(&self.image_tiled)
+                .map(|(a, b)| (1.0 - t) * a + t * b)
+                .collect();
+            return blend(&[(&self.contour, c), (&self.edge, e), (&image, i)]);
+        }
         blend(&[(&self.contour, c), (&self.edge, e), (&self.image, i)])
     }
 }
@@ -37,6 +50,7 @@ enum Channel {
     Contour,
     Edge,
     Image,
+    ImageTiled,
 }
 
 impl Engine {
@@ -167,11 +181,16 @@ impl Engine {
                 plan.push(vec![image_tap]);
             }
         }
+        if weights.tiled_share() > 0.0 {
+            plan.push(vec![(Channel::ImageTiled, image_tap.1)]);
+        }
+        debug_assert_eq!(plan.len(), views.len(), "one tap list per view");
         let n = index.sketch_space.len();
         let mut scores = SketchScores {
             contour: vec![0.0; n],
             edge: vec![0.0; n],
             image: vec![0.0; n],
+            image_tiled: vec![0.0; n],
         };
         for (view, taps) in views.iter().zip(&plan) {
             let input = drawing_to_prepared(view);
@@ -182,6 +201,7 @@ impl Engine {
                     Channel::Contour => (&index.sketch_space, &mut scores.contour),
                     Channel::Edge => (&index.edge_space, &mut scores.edge),
                     Channel::Image => (&index.image_space, &mut scores.image),
+                    Channel::ImageTiled => (&index.image_space, &mut scores.image_tiled),
                 };
                 let q = space.project(&d[0]);
                 *out = (0..n).map(|i| dot(&q, space.row(i))).collect();
@@ -255,15 +275,18 @@ mod tests {
             contour: contour.to_vec(),
             edge: edge.to_vec(),
             image: image.to_vec(),
+            image_tiled: Vec::new(),
         };
         let only_edge = scores.blend(SketchWeights {
             image: 0.0,
             edge: 1.0,
+            tiled: 0.5,
         });
         assert_eq!(order(only_edge), vec![1, 2, 0]);
         let thirds = scores.blend(SketchWeights {
             image: 1.0 / 3.0,
             edge: 1.0 / 3.0,
+            tiled: 0.0,
         });
         let by_hand = blend(&[
             (&contour, 1.0 / 3.0),

@@ -81,6 +81,7 @@ fn percentiles(mut v: Vec<f32>) -> [f32; 3] {
 const ALL_CHANNELS: SketchWeights = SketchWeights {
     image: 0.34,
     edge: 0.33,
+    tiled: 0.5,
 };
 
 /// Rank (0-based) of the first entry sharing `own`'s pixels under `weights`, if in the top `k`.

@@ -40,12 +40,25 @@ pub struct SketchConfig {
     /// canvas inked, the weights move linearly from the one to the other.
     #[serde(default)]
     pub by_density: bool,
+    /// Share of the image part taken from the drawing repeated 2 x 2 at half size, for
+    /// drawings of a few particles: micrographs usually show particles smaller and more
+    /// numerous than a chemist draws them (docs/quality.md). Query time only.
+    #[serde(default = "default_tiled_share")]
+    pub tiled_share: f32,
+}
+
+/// The tiled share chosen on CaCO3 and EMPS (docs/quality.md, "Sketch search").
+pub const TILED_SHARE: f32 = 0.5;
+
+fn default_tiled_share() -> f32 {
+    TILED_SHARE
 }
 
 /// The blend for dense drawings (tracings of a whole micrograph), docs/quality.md.
 pub const TRACING_WEIGHTS: SketchWeights = SketchWeights {
     image: 0.2,
     edge: 0.4,
+    tiled: 0.0,
 };
 /// Inked fraction of the canvas up to which a drawing counts as a few particles, and from
 /// which as a tracing of a whole micrograph (docs/quality.md: generated sketches ink 1-8 % of
@@ -66,7 +79,7 @@ impl Default for SketchConfig {
             input_size: 224,
             // Chosen by measurement (docs/quality.md, "Sketch search").
             pooling: Pooling::Max,
-            image_weight: 0.5,
+            image_weight: 0.45,
             // One forward pass per sketch query gives both descriptors (see `search_drawing`).
             fill: true,
             layer: 21,
@@ -75,6 +88,7 @@ impl Default for SketchConfig {
             edge_pooling: Pooling::Rmac,
             // Chosen on CaCO3 and EMPS together (docs/quality.md, "Sketch search").
             by_density: true,
+            tiled_share: TILED_SHARE,
         }
     }
 }
@@ -87,6 +101,7 @@ impl SketchConfig {
             image_weight: other.image_weight,
             edge_weight: other.edge_weight,
             by_density: other.by_density,
+            tiled_share: other.tiled_share,
             ..*self
         } == *other
     }
@@ -102,9 +117,11 @@ impl SketchConfig {
         if t >= 1.0 {
             return TRACING_WEIGHTS;
         }
+        let between = |a: f32, b: f32| a + t * (b - a);
         SketchWeights {
-            image: sparse.image + t * (TRACING_WEIGHTS.image - sparse.image),
-            edge: sparse.edge + t * (TRACING_WEIGHTS.edge - sparse.edge),
+            image: between(sparse.image, TRACING_WEIGHTS.image),
+            edge: between(sparse.edge, TRACING_WEIGHTS.edge),
+            tiled: between(sparse.tiled, TRACING_WEIGHTS.tiled),
         }
     }
 
@@ -113,17 +130,20 @@ impl SketchConfig {
         SketchWeights {
             image: self.image_weight,
             edge: self.edge_weight,
+            tiled: self.tiled_share,
         }
     }
 }
 
 /// How a sketch query's three similarities are blended: `image` (the sketch as a
 /// pseudo-micrograph vs the micrographs), `edge` (edge-map channel); the contour-descriptor
-/// similarity gets what is left of 1.
+/// similarity gets what is left of 1. `tiled` is the share of the image part that compares the
+/// drawing repeated 2 x 2 at half size ([`tiled_view`]) instead of the drawing as drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SketchWeights {
     pub image: f32,
     pub edge: f32,
+    pub tiled: f32,
 }
 
 impl SketchWeights {
@@ -132,6 +152,15 @@ impl SketchWeights {
         let image = self.image.clamp(0.0, 1.0);
         let edge = self.edge.clamp(0.0, 1.0 - image);
         (1.0 - image - edge, edge, image)
+    }
+
+    /// The tiled share of the image part, in [0, 1]; 0 when the image part has no weight.
+    pub fn tiled_share(self) -> f32 {
+        if self.normalised().2 > 0.0 {
+            self.tiled.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -361,7 +390,21 @@ pub fn network_views(
     if !config.fill && image > 0.0 {
         views.push(pseudo_micrograph(drawing));
     }
+    if weights.tiled_share() > 0.0 {
+        views.push(tiled_view(&pseudo_micrograph(drawing)));
+    }
     views
+}
+
+/// A pseudo-micrograph repeated 2 x 2 at half size: the drawn particles at half their drawn
+/// size and four times as many, as a micrograph of the particles drawn usually shows them.
+pub fn tiled_view(pseudo: &GrayImage) -> GrayImage {
+    let (w, h) = pseudo.dimensions();
+    let (tw, th) = ((w / 2).max(1), (h / 2).max(1));
+    let small = image::imageops::resize(pseudo, tw, th, image::imageops::FilterType::Triangle);
+    GrayImage::from_fn(w, h, |x, y| {
+        *small.get_pixel((x % tw).min(tw - 1), (y % th).min(th - 1))
+    })
 }
 
 /// A drawing as network input (grey replicated to RGB, 0..255).
@@ -421,7 +464,10 @@ mod tests {
         let config = SketchConfig::default();
         let drawing = rasterise_strokes(&[s], &config).expect("draw");
         let filled = network_views(&drawing, &config, config.weights());
-        assert_eq!(filled.len(), 1 + usize::from(config.edge_weight > 0.0));
+        assert_eq!(
+            filled.len(),
+            1 + usize::from(config.edge_weight > 0.0) + usize::from(config.tiled_share > 0.0)
+        );
         // Dark background outside, bright particle inside.
         assert!(filled[0].get_pixel(5, 5)[0] < 80);
         assert!(filled[0].get_pixel(112, 112)[0] > 150);
@@ -429,17 +475,27 @@ mod tests {
             fill: false,
             ..config
         };
-        let views = network_views(&drawing, &lines, lines.weights());
+        let untiled = SketchWeights {
+            tiled: 0.0,
+            ..lines.weights()
+        };
+        let views = network_views(&drawing, &lines, untiled);
         assert_eq!(views.len(), 2);
         assert_eq!(views[0], drawing);
+        // The tiled view comes last, and only with an image part to share.
+        let tiled = network_views(&drawing, &lines, lines.weights());
+        assert_eq!(tiled.len(), 3);
+        assert_eq!(tiled[2], tiled_view(&pseudo_micrograph(&drawing)));
         let contour_only = SketchWeights {
             image: 0.0,
             edge: 0.0,
+            tiled: 1.0,
         };
         assert_eq!(network_views(&drawing, &lines, contour_only).len(), 1);
         let with_edges = SketchWeights {
             image: 0.3,
             edge: 0.3,
+            tiled: 0.0,
         };
         let views = network_views(&drawing, &config, with_edges);
         assert_eq!(views.len(), 2);
@@ -473,6 +529,61 @@ mod tests {
             ..config
         };
         assert_eq!(fixed.weights_for(&many), fixed.weights());
+    }
+
+    #[test]
+    fn the_tiled_view_repeats_the_drawing_at_half_size() {
+        // A bright disc of radius 40 centred on a 200 px canvas.
+        let disc = GrayImage::from_fn(200, 200, |x, y| {
+            let r = ((x as f32 - 100.0).powi(2) + (y as f32 - 100.0).powi(2)).sqrt();
+            Luma([if r < 40.0 { 200 } else { 40 }])
+        });
+        let tiled = tiled_view(&disc);
+        assert_eq!(tiled.dimensions(), disc.dimensions());
+        let bright = |g: &GrayImage| g.pixels().filter(|p| p[0] > 120).count() as f64;
+        // Four discs of half the radius: the same bright area in all.
+        let ratio = bright(&tiled) / bright(&disc);
+        assert!((0.9..1.1).contains(&ratio), "{ratio}");
+        for (x, y) in [(50, 50), (150, 50), (50, 150), (150, 150)] {
+            assert!(
+                tiled.get_pixel(x, y)[0] > 150,
+                "a disc centred at ({x}, {y})"
+            );
+            assert!(
+                tiled.get_pixel(x + 25, y)[0] < 80,
+                "of radius 20 at ({x}, {y})"
+            );
+        }
+        assert!(
+            tiled.get_pixel(100, 100)[0] < 80,
+            "the middle is background"
+        );
+    }
+
+    #[test]
+    fn a_tracing_loses_the_tiled_share_a_few_particles_keep() {
+        let config = SketchConfig::default();
+        let blank = GrayImage::from_pixel(224, 224, Luma([255]));
+        let mut dense = blank.clone();
+        for y in (0..224).step_by(8) {
+            for x in 0..224 {
+                dense.put_pixel(x, y, Luma([0]));
+            }
+        }
+        assert!(ink_fraction(&dense) > DENSE_INK);
+        assert_eq!(config.weights_for(&dense).tiled_share(), 0.0);
+        let mut sparse = blank;
+        sparse.put_pixel(100, 100, Luma([0]));
+        assert_eq!(
+            config.weights_for(&sparse).tiled_share(),
+            config.tiled_share
+        );
+        let no_image = SketchWeights {
+            image: 0.0,
+            edge: 0.5,
+            tiled: 0.5,
+        };
+        assert_eq!(no_image.tiled_share(), 0.0);
     }
 
     #[test]
