@@ -140,6 +140,16 @@ pub enum Command {
         /// (0..1; default: the measured best, docs/quality.md).
         #[arg(long)]
         sketch_tiled_share: Option<f32>,
+        /// Contour drawings: Gaussian sigma in pixels of the 224 px working image (default 2).
+        #[arg(long)]
+        contour_sigma: Option<f32>,
+        /// Contour drawings: Canny on the binarised image (outlines only) instead of the
+        /// denoised grey image.
+        #[arg(long)]
+        contour_edges_from_binary: bool,
+        /// Contour drawings: contours with fewer points are dropped (default 8).
+        #[arg(long)]
+        contour_min_points: Option<usize>,
         /// Table column with the pixel size in nm, for images whose files record none.
         #[arg(long)]
         pixel_size_column: Option<String>,
@@ -316,6 +326,9 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             sketch_edge_weight,
             sketch_by_density,
             sketch_tiled_share,
+            contour_sigma,
+            contour_edges_from_binary,
+            contour_min_points,
             pixel_size_column,
             query_sizes,
             json,
@@ -353,6 +366,17 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     edge_weight: sketch_edge_weight.unwrap_or(ds.edge_weight).clamp(0.0, 1.0),
                     by_density: sketch_by_density.unwrap_or(ds.by_density),
                     tiled_share: sketch_tiled_share.unwrap_or(ds.tiled_share).clamp(0.0, 1.0),
+                    contours: ContourSettings {
+                        blur_sigma: contour_sigma.unwrap_or(ds.contours.blur_sigma),
+                        edge_source: if contour_edges_from_binary {
+                            EdgeSource::Binary
+                        } else {
+                            ds.contours.edge_source
+                        },
+                        min_contour_points: contour_min_points
+                            .unwrap_or(ds.contours.min_contour_points),
+                        ..ds.contours
+                    },
                     ..ds
                 },
             };

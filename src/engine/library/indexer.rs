@@ -292,6 +292,8 @@ pub fn build_index_with(
     progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<(Index, IndexReport)> {
+    // A bad contour setting is one message before any work, not one per image.
+    job.sketch.contours.validate()?;
     let db_dir = absolute(&job.db_dir);
     let mut report = IndexReport::default();
     let images = scan_images(&db_dir)?;
