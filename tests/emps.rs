@@ -2,8 +2,8 @@
 //! human particle outlines), the collection unlike CaCO3: same-paper retrieval with the image
 //! descriptor, tracings of the true outlines and aligned outline drawings with the sketch
 //! search, against plain baselines on this collection (docs/quality.md): max pooling without
-//! PCA for same-paper retrieval, the edge-map channel alone (R-MAC of conv5_3 over the contour
-//! drawings' lines) for tracings, measured in the same run. Without the data the tests are
+//! PCA for same-paper retrieval, the plain edge-map channel alone (R-MAC of conv5_3 over the
+//! contour drawings' lines) for tracings and aligned outlines, measured in the same run. Without the data the tests are
 //! reported as ignored with the reason, and skip with a printed reason if run anyway.
 
 mod common;
@@ -20,17 +20,21 @@ use morphosearch::engine::library::indexer::{build_index, IndexJob};
 use morphosearch::engine::sketch::{SketchConfig, SketchWeights};
 
 fn build(data: &Path, dir: &Path) -> Index {
+    build_with(data, &dir.join("emps.db"), SketchConfig::default())
+}
+
+fn build_with(data: &Path, index_path: &Path, sketch: SketchConfig) -> Index {
     let job = IndexJob {
         pixel_size_column: None,
         query_sizes: morphosearch::engine::library::index::DEFAULT_QUERY_SIZES.to_vec(),
         db_dir: data.join("images"),
         table: None,
         image_column: None,
-        index_path: dir.join("emps.db"),
+        index_path: index_path.to_path_buf(),
         features: FeatureConfig::default(),
         pca_dims: MAX_PCA_DIMS,
         whiten: false,
-        sketch: SketchConfig::default(),
+        sketch,
     };
     let (index, report) = build_index(
         &common::engine().vgg,
@@ -102,33 +106,70 @@ fn same_paper_retrieval_and_tracings_beat_the_plain_baselines() {
         &[None, Some(edge_only)],
     )
     .expect("sketch evaluation");
-    let (default, plain) = (&e.rows[0], &e.rows[1]);
+    // The plain baseline of FINDINGS.md and the issue: R-MAC of conv5_3 (features index 28)
+    // over the contour drawings' lines, alone. Its library is a copy of the default one with
+    // the contour descriptors redrawn; the same seed gives the same tracings.
+    let plain_path = tmp.path().join("plain.db");
+    std::fs::copy(tmp.path().join("emps.db"), &plain_path).expect("copy the library");
+    let plain_index = build_with(
+        &data,
+        &plain_path,
+        SketchConfig {
+            edge_layer: 28,
+            ..SketchConfig::default()
+        },
+    );
+    let p = evaluate(
+        common::engine(),
+        &plain_index,
+        &shapes,
+        &spec,
+        &[Some(edge_only)],
+    )
+    .expect("plain baseline evaluation");
+    let (default, channel, plain) = (&e.rows[0], &e.rows[1], &p.rows[0]);
+    let aligned = |r: &morphosearch::engine::eval::sketches::SketchEvalRow| {
+        r.aligned_recall_at_10.unwrap_or(0.0)
+    };
     println!(
-        "tracings of true outlines ({}): R@1 {:.3}, R@10 {:.3} (edge map alone: {:.3}, {:.3}); \
-         aligned outlines ({}): R@10 {:.3} (edge map alone {:.3})",
+        "tracings of true outlines ({}): R@1 {:.3}, R@10 {:.3}; aligned outlines ({}): R@10 \
+         {:.3}. Plain edge map (conv5_3 R-MAC) alone: {:.3}, {:.3}, aligned {:.3}; the shipped \
+         edge-map channel (conv4_3) alone: {:.3}, {:.3}, aligned {:.3}",
         e.tracings,
         default.tracing_recall_at_1,
         default.tracing_recall_at_10,
+        e.aligned,
+        aligned(default),
         plain.tracing_recall_at_1,
         plain.tracing_recall_at_10,
-        e.aligned,
-        default.aligned_recall_at_10.unwrap_or(0.0),
-        plain.aligned_recall_at_10.unwrap_or(0.0),
+        aligned(plain),
+        channel.tracing_recall_at_1,
+        channel.tracing_recall_at_10,
+        aligned(channel),
     );
     assert!(e.tracings >= 95, "{} tracings", e.tracings);
-    // The plain edge-map channel alone is measured in the same run, on the same tracings.
-    assert!(
-        default.tracing_recall_at_10 > plain.tracing_recall_at_10 + 0.05
-            && default.tracing_recall_at_1 > plain.tracing_recall_at_1,
-        "tracing R@10 {:.3} / R@1 {:.3} vs the edge map alone {:.3} / {:.3}",
-        default.tracing_recall_at_10,
-        default.tracing_recall_at_1,
-        plain.tracing_recall_at_10,
-        plain.tracing_recall_at_1
+    assert_eq!(
+        (p.tracings, p.aligned),
+        (e.tracings, e.aligned),
+        "the same queries"
     );
     assert!(
-        default.tracing_recall_at_10 >= 0.56,
-        "tracing R@10 {:.3}",
-        default.tracing_recall_at_10
+        default.tracing_recall_at_10 > plain.tracing_recall_at_10 + 0.05
+            && default.tracing_recall_at_1 > plain.tracing_recall_at_1 + 0.05
+            && aligned(default) > aligned(plain) + 0.05,
+        "tracing R@10 {:.3} / R@1 {:.3} / aligned {:.3} vs the plain edge map alone {:.3} / \
+         {:.3} / {:.3}",
+        default.tracing_recall_at_10,
+        default.tracing_recall_at_1,
+        aligned(default),
+        plain.tracing_recall_at_10,
+        plain.tracing_recall_at_1,
+        aligned(plain)
+    );
+    assert!(
+        default.tracing_recall_at_10 >= 0.56 && default.tracing_recall_at_1 >= 0.22,
+        "tracing R@10 {:.3}, R@1 {:.3}",
+        default.tracing_recall_at_10,
+        default.tracing_recall_at_1
     );
 }

@@ -140,6 +140,12 @@ pub enum Command {
         /// (0..1; default: the measured best, docs/quality.md).
         #[arg(long)]
         sketch_tiled_share: Option<f32>,
+        /// Conv layer of the edge-map channel: 21 (conv4_3) or 28 (conv5_3, default).
+        #[arg(long)]
+        sketch_edge_layer: Option<usize>,
+        /// Pooling of the edge-map channel (default: R-MAC).
+        #[arg(long, value_enum)]
+        sketch_edge_pooling: Option<PoolingArg>,
         /// Contour drawings: Gaussian sigma in pixels of the 224 px working image (default 2).
         #[arg(long)]
         contour_sigma: Option<f32>,
@@ -326,6 +332,8 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             sketch_edge_weight,
             sketch_by_density,
             sketch_tiled_share,
+            sketch_edge_layer,
+            sketch_edge_pooling,
             contour_sigma,
             contour_edges_from_binary,
             contour_min_points,
@@ -366,6 +374,8 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     edge_weight: sketch_edge_weight.unwrap_or(ds.edge_weight).clamp(0.0, 1.0),
                     by_density: sketch_by_density.unwrap_or(ds.by_density),
                     tiled_share: sketch_tiled_share.unwrap_or(ds.tiled_share).clamp(0.0, 1.0),
+                    edge_layer: sketch_edge_layer.unwrap_or(ds.edge_layer),
+                    edge_pooling: sketch_edge_pooling.map_or(ds.edge_pooling, Pooling::from),
                     contours: ContourSettings {
                         blur_sigma: contour_sigma.unwrap_or(ds.contours.blur_sigma),
                         edge_source: if contour_edges_from_binary {

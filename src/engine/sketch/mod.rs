@@ -57,7 +57,7 @@ fn default_tiled_share() -> f32 {
 /// The blend for dense drawings (tracings of a whole micrograph), docs/quality.md.
 pub const TRACING_WEIGHTS: SketchWeights = SketchWeights {
     image: 0.2,
-    edge: 0.4,
+    edge: 0.6,
     tiled: 0.0,
 };
 /// Inked fraction of the canvas up to which a drawing counts as a few particles, and from
@@ -84,7 +84,8 @@ impl Default for SketchConfig {
             fill: true,
             layer: 21,
             edge_weight: 0.0,
-            edge_layer: 28,
+            // conv4_3 (stride 8) keeps more of a tracing's layout than conv5_3 (docs/quality.md).
+            edge_layer: 21,
             edge_pooling: Pooling::Rmac,
             // Chosen on CaCO3 and EMPS together (docs/quality.md, "Sketch search").
             by_density: true,
@@ -443,7 +444,7 @@ mod tests {
         };
         assert!(base.same_descriptors(&edge));
         let edge_layer = SketchConfig {
-            edge_layer: 21,
+            edge_layer: 28,
             ..base
         };
         assert!(!base.same_descriptors(&edge_layer));
