@@ -387,7 +387,6 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                             .unwrap_or(ds.contours.min_contour_points),
                         ..ds.contours
                     },
-                    ..ds
                 },
             };
             index_command(&engine, &job, json)
