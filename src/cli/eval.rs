@@ -303,7 +303,8 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
                 .collect();
             println!(
                 "{}",
-                json!({"weights": row.weights.map(|_| json!({"contour": c, "edge": e, "image": i})),
+                json!({"weights": row.weights.map(|w| json!({"contour": c, "edge": e, "image": i,
+                                                             "tiled": w.tiled_share()})),
                        "ink": r.ink, "classes": classes,
                        "tracings": {"source": r.tracing_source, "n": r.tracings,
                                     "r@1": row.tracing_recall_at_1, "r@10": row.tracing_recall_at_10},
@@ -312,7 +313,10 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
             continue;
         }
         match row.weights {
-            Some(_) => println!("weights: contour {c:.2}, edge map {e:.2}, image {i:.2}"),
+            Some(w) => println!(
+                "weights: contour {c:.2}, edge map {e:.2}, image {i:.2} (tiled share {:.2})",
+                w.tiled_share()
+            ),
             None if idx.config.sketch.by_density => println!(
                 "weights: the index's, by drawing density (ink 10/50/90 %: sketches \
                  {:.3?}, tracings {:.3?}, aligned {:.3?})",
@@ -348,9 +352,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blends_are_two_weights_in_range() {
+    fn blends_are_two_or_three_weights_in_range() {
         let w = parse_blend("0.4, 0.3").expect("valid");
-        assert_eq!((w.image, w.edge), (0.4, 0.3));
+        assert_eq!((w.image, w.edge, w.tiled), (0.4, 0.3, TILED_SHARE));
+        let w = parse_blend("0.5,0,0.25").expect("valid");
+        assert_eq!((w.image, w.edge, w.tiled), (0.5, 0.0, 0.25));
+        assert!(parse_blend("0.5,0,2")
+            .expect_err("refused")
+            .contains("between 0 and 1"));
+        assert!(parse_blend("0.1,0.1,0.1,0.1")
+            .expect_err("refused")
+            .contains("IMAGE,EDGE[,TILED]"));
         assert!(parse_blend("0.4")
             .expect_err("refused")
             .contains("IMAGE,EDGE"));
