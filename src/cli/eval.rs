@@ -357,21 +357,16 @@ mod tests {
         assert_eq!((w.image, w.edge, w.tiled), (0.4, 0.3, TILED_SHARE));
         let w = parse_blend("0.5,0,0.25").expect("valid");
         assert_eq!((w.image, w.edge, w.tiled), (0.5, 0.0, 0.25));
-        assert!(parse_blend("0.5,0,2")
-            .expect_err("refused")
-            .contains("between 0 and 1"));
-        assert!(parse_blend("0.1,0.1,0.1,0.1")
-            .expect_err("refused")
-            .contains("IMAGE,EDGE[,TILED]"));
-        assert!(parse_blend("0.4")
-            .expect_err("refused")
-            .contains("IMAGE,EDGE"));
-        assert!(parse_blend("0.8,0.5")
-            .expect_err("refused")
-            .contains("more than 1"));
-        assert!(parse_blend("x,0.1")
-            .expect_err("refused")
-            .contains("between 0 and 1"));
+        for (blend, why) in [
+            ("0.5,0,2", "between 0 and 1"),
+            ("0.1,0.1,0.1,0.1", "IMAGE,EDGE[,TILED]"),
+            ("0.4", "IMAGE,EDGE"),
+            ("0.8,0.5", "more than 1"),
+            ("x,0.1", "between 0 and 1"),
+        ] {
+            let message = parse_blend(blend).expect_err("refused");
+            assert!(message.contains(why), "{blend}: {message}");
+        }
         assert!(parse_blend("1.5,0").is_err());
     }
 }
