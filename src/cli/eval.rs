@@ -254,6 +254,12 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
     if let Some(share) = args.tiled_share {
         idx.config.sketch.tiled_share = share.clamp(0.0, 1.0);
     }
+    if let Some(w) = args.image_weight {
+        idx.config.sketch.image_weight = w.clamp(0.0, 1.0);
+    }
+    if let Some(w) = args.edge_weight {
+        idx.config.sketch.edge_weight = w.clamp(0.0, 1.0);
+    }
     let engine = Engine::load(args.model.weights.as_deref(), args.model.device.name())?;
     engine.check_index(&idx)?;
     let (outlines, mut shapes) = match &args.outlines {
@@ -268,12 +274,6 @@ pub fn sketch_eval_command(args: &SketchEvalArgs) -> anyhow::Result<i32> {
     }
     if shapes.is_empty() && outlines.is_none() {
         bail!("give --labels (shape columns) and/or --outlines (a folder with true outlines)");
-    }
-    if let Some(w) = args.image_weight {
-        idx.config.sketch.image_weight = w.clamp(0.0, 1.0);
-    }
-    if let Some(w) = args.edge_weight {
-        idx.config.sketch.edge_weight = w.clamp(0.0, 1.0);
     }
     let weights: Vec<Option<SketchWeights>> = if !args.blend.is_empty() {
         args.blend.iter().copied().map(Some).collect()
