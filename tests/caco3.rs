@@ -106,7 +106,9 @@ fn retrieval_quality_by_shape_label() {
         r.queries, r.map, r.chance_map, p(1), p(3), p(10)
     );
     assert!(r.queries >= 200);
-    assert!(r.map >= 0.28, "mAP {:.3}", r.map);
+    // docs/quality.md: the default (conv5_3 and conv4_3) measured 0.301; GeM of conv5_3, the
+    // plain baseline, 0.288.
+    assert!(r.map > 0.295, "mAP {:.3}", r.map);
     assert!(p(10) >= 0.30, "P@10 {:.3}", p(10));
 }
 

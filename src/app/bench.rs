@@ -65,11 +65,13 @@ fn synthetic_index(n: usize, weights_sha256: &str, db_dir: &Path, rng: &mut Rng)
         query_size_margin: 0.0,
         rescale_small_queries: true,
     };
-    // As wide as the default pooling's descriptors (max + GeM: two conv5_3 vectors).
-    let wide = match config.features.pooling {
+    // As wide as the default descriptors: 512 channels per pooling (max + GeM: two) per
+    // pooled layer (conv5_3 and conv4_3).
+    let per_layer = match config.features.pooling {
         crate::engine::descriptor::pooling::Pooling::MaxGem => 1024,
         _ => 512,
     };
+    let wide = per_layer * config.features.layers.weighted().len();
     let mut index = Index::new(config, db_dir.to_path_buf());
     let raws = unit_vectors(n, wide, rng);
     let sketches = unit_vectors(n, 512, rng);

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
-use crate::engine::descriptor::features::FeatureConfig;
+use crate::engine::descriptor::features::{FeatureConfig, Layers};
 use crate::engine::descriptor::pooling::Pooling;
 use crate::engine::imaging::preprocess::{load_image, DataBar, Preprocess};
 use crate::engine::library::database::{read_column, ParamValue};
@@ -99,6 +99,15 @@ pub enum Command {
         /// weights).
         #[arg(long, value_enum)]
         pooling: Option<PoolingArg>,
+        /// Conv layer pooled into image descriptors: 28 (conv5_3, default) or 21 (conv4_3).
+        #[arg(long)]
+        layer: Option<usize>,
+        /// A second conv layer pooled beside it: 21 (conv4_3, default) or `none`.
+        #[arg(long)]
+        second_layer: Option<String>,
+        /// The second layer's share of the descriptor's weight, 0..1 (default 0.6).
+        #[arg(long)]
+        second_layer_share: Option<f32>,
         /// Add horizontal and vertical mirror images to each database descriptor.
         #[arg(long)]
         flips: bool,
@@ -140,7 +149,7 @@ pub enum Command {
         /// (0..1; default: the measured best, docs/quality.md).
         #[arg(long)]
         sketch_tiled_share: Option<f32>,
-        /// Conv layer of the edge-map channel: 21 (conv4_3) or 28 (conv5_3, default).
+        /// Conv layer of the edge-map channel: 21 (conv4_3, default) or 28 (conv5_3).
         #[arg(long)]
         sketch_edge_layer: Option<usize>,
         /// Pooling of the edge-map channel (default: R-MAC).
@@ -310,6 +319,38 @@ fn progress_bar(total: usize, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// The image descriptor's layers from `index`'s options: the defaults, or conv5_3 alone for
+/// fc2.
+fn image_layers(
+    pooling: Pooling,
+    main: Option<usize>,
+    second: Option<String>,
+    share: Option<f32>,
+) -> anyhow::Result<Layers> {
+    let defaults = if pooling == Pooling::Fc2 {
+        Layers::CONV5_ONLY
+    } else {
+        Layers::DEFAULT
+    };
+    let second = match second.as_deref().map(str::trim) {
+        None => defaults.second,
+        Some("none") => None,
+        Some(text) => Some(text.parse::<usize>().map_err(|_| {
+            anyhow::anyhow!("--second-layer {text:?}: give a conv layer index (21) or none")
+        })?),
+    };
+    let percent = match share {
+        None => Layers::DEFAULT.second_percent,
+        Some(s) if (0.0..=1.0).contains(&s) => (s * 100.0).round() as u8,
+        Some(s) => anyhow::bail!("--second-layer-share {s}: give a share from 0 to 1"),
+    };
+    Ok(Layers {
+        main: main.unwrap_or(defaults.main),
+        second,
+        second_percent: if second.is_some() { percent } else { 0 },
+    })
+}
+
 /// Runs a command; returns the process exit code.
 pub fn run(command: Command) -> anyhow::Result<i32> {
     match command {
@@ -320,6 +361,9 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             index,
             model,
             pooling,
+            layer,
+            second_layer,
+            second_layer_share,
             flips,
             pca_dims,
             whiten,
@@ -342,14 +386,17 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             json,
         } => {
             let (df, ds) = (FeatureConfig::default(), SketchConfig::default());
+            let pooling = pooling.map_or(df.pooling, Pooling::from);
             let features = FeatureConfig {
-                pooling: pooling.map_or(df.pooling, Pooling::from),
+                pooling,
                 flips,
                 preprocess: Preprocess {
                     data_bar: data_bar.parse::<DataBar>()?,
                     ..Preprocess::default()
                 },
+                layers: image_layers(pooling, layer, second_layer, second_layer_share)?,
             };
+            features.validate()?;
             let index_path = index.unwrap_or_else(|| default_index_path(&db_dir));
             let engine = Engine::load(model.weights.as_deref(), model.device.name())?;
             let job = IndexJob {

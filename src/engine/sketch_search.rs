@@ -3,11 +3,10 @@
 
 use image::{DynamicImage, GrayImage};
 
-use crate::engine::descriptor::features;
+use crate::engine::descriptor::features::{self, FeatureConfig};
 use crate::engine::descriptor::pooling::Pooling;
 use crate::engine::error::{Error, Result};
 use crate::engine::library::index::{self, dot, Hit, Index, SearchSpace};
-use crate::engine::model::vgg;
 use crate::engine::sketch::{self, drawing_to_prepared, SketchWeights};
 use crate::engine::Engine;
 
@@ -160,15 +159,15 @@ impl Engine {
         let views = sketch::network_views(drawing, config, weights);
         let contour_tap = (Channel::Contour, (config.layer, config.pooling));
         let edge_tap = (Channel::Edge, (config.edge_layer, config.edge_pooling));
-        let image_tap = (
-            Channel::Image,
-            (vgg::CONV_INDICES[12], index.config.features.pooling),
-        );
+        // The image part is the drawing at the image descriptor's main layer (conv5_3): the
+        // finer layer beside it describes texture, which a drawing does not have (docs/quality.md).
+        let features = &index.config.features;
+        let image_tap = (features.layers.main, features.pooling);
         // The first view is the contour view; the others follow `network_views`' order.
         let mut plan: Vec<Vec<(Channel, (usize, Pooling))>> = vec![vec![contour_tap]];
         if config.fill {
             if image_w > 0.0 {
-                plan[0].push(image_tap);
+                plan[0].push((Channel::Image, image_tap));
             }
             if edge_w > 0.0 {
                 plan.push(vec![edge_tap]);
@@ -178,11 +177,11 @@ impl Engine {
                 plan[0].push(edge_tap);
             }
             if image_w > 0.0 {
-                plan.push(vec![image_tap]);
+                plan.push(vec![(Channel::Image, image_tap)]);
             }
         }
         if weights.tiled_share() > 0.0 {
-            plan.push(vec![(Channel::ImageTiled, image_tap.1)]);
+            plan.push(vec![(Channel::ImageTiled, image_tap)]);
         }
         debug_assert_eq!(plan.len(), views.len(), "one tap list per view");
         let n = index.sketch_space.len();
@@ -196,19 +195,45 @@ impl Engine {
             let input = drawing_to_prepared(view);
             let spec: Vec<(usize, Pooling)> = taps.iter().map(|t| t.1).collect();
             let described = features::describe_taps(&self.vgg, &[&input], &spec)?;
-            for ((channel, _), d) in taps.iter().zip(described) {
-                let (space, out): (&SearchSpace, &mut Vec<f32>) = match channel {
-                    Channel::Contour => (&index.sketch_space, &mut scores.contour),
-                    Channel::Edge => (&index.edge_space, &mut scores.edge),
-                    Channel::Image => (&index.image_space, &mut scores.image),
-                    Channel::ImageTiled => (&index.image_space, &mut scores.image_tiled),
+            for ((channel, _), mut d) in taps.iter().zip(described) {
+                let raw = d.remove(0);
+                let (space, out, raw): (&SearchSpace, &mut Vec<f32>, Vec<f32>) = match channel {
+                    Channel::Contour => (&index.sketch_space, &mut scores.contour, raw),
+                    Channel::Edge => (&index.edge_space, &mut scores.edge, raw),
+                    Channel::Image => (
+                        &index.image_space,
+                        &mut scores.image,
+                        main_layer_query(&index.image_space, features, raw),
+                    ),
+                    Channel::ImageTiled => (
+                        &index.image_space,
+                        &mut scores.image_tiled,
+                        main_layer_query(&index.image_space, features, raw),
+                    ),
                 };
-                let q = space.project(&d[0]);
+                let q = space.project(&raw);
                 *out = (0..n).map(|i| dot(&q, space.row(i))).collect();
             }
         }
         Ok((scores, views))
     }
+}
+
+/// An image-space query from a descriptor of the main layer alone: placed where the library
+/// descriptors hold that layer, every other layer's part set to the library's mean (the
+/// projection's centre), so that only the main layer decides the similarity.
+fn main_layer_query(space: &SearchSpace, features: &FeatureConfig, main: Vec<f32>) -> Vec<f32> {
+    let weights = features.layers.weighted();
+    if weights.len() < 2 {
+        return main;
+    }
+    let mut raw = features::join_layers(vec![main], &weights[..1]);
+    let start = raw.len();
+    match &space.projection {
+        Some(p) if p.mean.len() > start => raw.extend_from_slice(&p.mean[start..]),
+        _ => raw.resize(space.dims.max(start), 0.0),
+    }
+    raw
 }
 
 /// A ranking of every entry from weighted similarity channels: a channel alone (weight 1, the
@@ -244,6 +269,45 @@ pub fn blend(channels: &[(&[f32], f32)]) -> Vec<Hit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drawing_is_compared_by_the_main_layer_alone() {
+        // Library descriptors of two layers (4 + 4 values); the second layer's part of a
+        // drawing's query is the library mean, so only its main-layer part moves the ranking.
+        let layers = features::Layers::DEFAULT;
+        let config = FeatureConfig {
+            layers,
+            ..FeatureConfig::default()
+        };
+        let w = layers.weighted();
+        let raws: Vec<Vec<f32>> = (0..6)
+            .map(|i| {
+                let main: Vec<f32> = (0..4).map(|k| ((i * 7 + k * 3) % 5) as f32 + 0.5).collect();
+                let second: Vec<f32> = (0..4).map(|k| ((i * 5 + k) % 4) as f32 + 0.2).collect();
+                features::join_layers(vec![main, second], &w)
+            })
+            .collect();
+        let refs: Vec<&[f32]> = raws.iter().map(Vec::as_slice).collect();
+        let space = SearchSpace::fit(&refs, 200, false);
+        let query = main_layer_query(&space, &config, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(query.len(), 8);
+        let mean = &space.projection.as_ref().expect("fitted").mean;
+        assert_eq!(&query[4..], &mean[4..]);
+        let norm: f32 = query[..4].iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!(
+            (norm - w[0].1).abs() < 1e-5,
+            "main part weighted like the library's"
+        );
+        // One layer: the descriptor is the query as it is.
+        let single = FeatureConfig {
+            layers: features::Layers::CONV5_ONLY,
+            ..FeatureConfig::default()
+        };
+        assert_eq!(
+            main_layer_query(&space, &single, vec![1.0, 2.0]),
+            vec![1.0, 2.0]
+        );
+    }
 
     #[test]
     fn sketch_scores_blend_z_scores_of_the_weighted_channels() {
