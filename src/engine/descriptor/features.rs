@@ -62,11 +62,11 @@ impl Layers {
             CONV4_3 => "conv4_3".to_string(),
             other => format!("layer {other}"),
         };
-        match self.second {
-            Some(second) if self.second_percent > 0 => format!(
+        match self.weighted().as_slice() {
+            [_, (second, _)] => format!(
                 "{} + {} ({} %)",
                 name(self.main),
-                name(second),
+                name(*second),
                 self.second_percent
             ),
             _ => name(self.main),
@@ -201,25 +201,9 @@ pub fn describe(
             fc.to_vec2()?
         } else {
             let weights = config.layers.weighted();
-            let layers: Vec<usize> = weights.iter().map(|&(l, _)| l).collect();
-            let mut per_layer = Vec::with_capacity(layers.len());
-            for map in vgg.conv_taps(&input, &layers)? {
-                let (n, c, h, w) = map.dims4()?;
-                let flat: Vec<f32> = map.flatten_all()?.to_vec1()?;
-                per_layer.push(
-                    (0..n)
-                        .map(|i| {
-                            pool(
-                                &flat[i * c * h * w..(i + 1) * c * h * w],
-                                c,
-                                h,
-                                w,
-                                config.pooling,
-                            )
-                        })
-                        .collect::<Vec<_>>(),
-                );
-            }
+            let taps: Vec<(usize, Pooling)> =
+                weights.iter().map(|&(l, _)| (l, config.pooling)).collect();
+            let per_layer = pool_taps(vgg, &input, &taps)?;
             (0..chunk.len() * views)
                 .map(|i| join_layers(per_layer.iter().map(|p| p[i].clone()).collect(), &weights))
                 .collect()
@@ -263,7 +247,6 @@ pub fn describe_taps(
             "fc2 is not available for drawings".into(),
         ));
     }
-    let layers: Vec<usize> = taps.iter().map(|&(layer, _)| layer).collect();
     let mut out = vec![Vec::new(); taps.len()];
     for chunk in images.chunks(BATCH_SIZE) {
         let size = chunk[0].size as usize;
@@ -272,18 +255,35 @@ pub fn describe_taps(
             planes.extend_from_slice(&p.chw);
         }
         let batch = Tensor::from_vec(planes, (chunk.len(), 3, size, size), vgg.device())?;
-        let maps = vgg.conv_taps(&vgg.normalise(&batch)?, &layers)?;
-        for ((map, &(_, pooling)), descriptors) in maps.iter().zip(taps).zip(out.iter_mut()) {
-            let (n, c, h, w) = map.dims4()?;
-            let flat: Vec<f32> = map.flatten_all()?.to_vec1()?;
-            for i in 0..n {
-                let mut v = pool(&flat[i * c * h * w..(i + 1) * c * h * w], c, h, w, pooling);
-                l2_normalise(&mut v);
-                descriptors.push(v);
-            }
+        for (pooled, descriptors) in pool_taps(vgg, &vgg.normalise(&batch)?, taps)?
+            .into_iter()
+            .zip(out.iter_mut())
+        {
+            descriptors.extend(pooled);
         }
     }
     Ok(out)
+}
+
+/// One forward pass of a normalised batch, tapped at each `(layer, pooling)`: `out[t][i]` is
+/// image i's map after layer `taps[t].0` pooled with `taps[t].1`, a unit vector.
+fn pool_taps(vgg: &Vgg16, input: &Tensor, taps: &[(usize, Pooling)]) -> Result<Vec<Vec<Vec<f32>>>> {
+    let layers: Vec<usize> = taps.iter().map(|&(layer, _)| layer).collect();
+    let maps = vgg.conv_taps(input, &layers)?;
+    maps.iter()
+        .zip(taps)
+        .map(|(map, &(_, pooling))| {
+            let (n, c, h, w) = map.dims4()?;
+            let flat: Vec<f32> = map.flatten_all()?.to_vec1()?;
+            Ok((0..n)
+                .map(|i| {
+                    let mut v = pool(&flat[i * c * h * w..(i + 1) * c * h * w], c, h, w, pooling);
+                    l2_normalise(&mut v);
+                    v
+                })
+                .collect())
+        })
+        .collect()
 }
 
 #[cfg(test)]
