@@ -152,6 +152,10 @@ pub enum Command {
         /// Conv layer of the edge-map channel: 21 (conv4_3, default) or 28 (conv5_3).
         #[arg(long)]
         sketch_edge_layer: Option<usize>,
+        /// Grey level (0-255) of a drawing's pseudo-micrograph outside the drawn particles
+        /// (default 40; brighter ones measured in docs/quality.md).
+        #[arg(long)]
+        sketch_background: Option<u8>,
         /// Pooling of the edge-map channel (default: R-MAC).
         #[arg(long, value_enum)]
         sketch_edge_pooling: Option<PoolingArg>,
@@ -377,6 +381,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             sketch_by_density,
             sketch_tiled_share,
             sketch_edge_layer,
+            sketch_background,
             sketch_edge_pooling,
             contour_sigma,
             contour_edges_from_binary,
@@ -422,6 +427,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     by_density: sketch_by_density.unwrap_or(ds.by_density),
                     tiled_share: sketch_tiled_share.unwrap_or(ds.tiled_share).clamp(0.0, 1.0),
                     edge_layer: sketch_edge_layer.unwrap_or(ds.edge_layer),
+                    background: sketch_background.unwrap_or(ds.background),
                     edge_pooling: sketch_edge_pooling.map_or(ds.edge_pooling, Pooling::from),
                     contours: ContourSettings {
                         blur_sigma: contour_sigma.unwrap_or(ds.contours.blur_sigma),

@@ -39,6 +39,19 @@ pub struct SketchConfig {
     /// numerous than a chemist draws them (docs/quality.md). Query time only.
     #[serde(default = "default_tiled_share")]
     pub tiled_share: f32,
+    /// Grey level (0-255) of a drawing's pseudo-micrograph outside the drawn particles
+    /// ([`crate::engine::sketch::pseudo_micrograph`]). Libraries built before it was a setting
+    /// used [`BACKGROUND`].
+    #[serde(default = "default_background")]
+    pub background: u8,
+}
+
+/// The pseudo-micrograph's background: brighter ones find CaCO3's drawn spheres better and
+/// EMPS's drawn rods worse (docs/quality.md, "The pseudo-micrograph's background").
+pub const BACKGROUND: u8 = 40;
+
+fn default_background() -> u8 {
+    BACKGROUND
 }
 
 /// The tiled share chosen on CaCO3 and EMPS (docs/quality.md, "Sketch search").
@@ -84,6 +97,7 @@ impl Default for SketchConfig {
             // Chosen on CaCO3 and EMPS together (docs/quality.md, "Sketch search").
             by_density: true,
             tiled_share: TILED_SHARE,
+            background: BACKGROUND,
         }
     }
 }
@@ -191,6 +205,23 @@ mod tests {
         assert!(!base.same_descriptors(&lines));
         let layer = SketchConfig { layer: 28, ..base };
         assert!(!base.same_descriptors(&layer));
+        let background = SketchConfig {
+            background: 80,
+            ..base
+        };
+        assert!(!base.same_descriptors(&background));
+    }
+
+    #[test]
+    fn a_library_without_a_background_setting_reads_as_the_default() {
+        let mut recorded = serde_json::to_value(SketchConfig::default()).expect("json");
+        recorded
+            .as_object_mut()
+            .expect("an object")
+            .remove("background");
+        let read: SketchConfig = serde_json::from_value(recorded).expect("read");
+        assert_eq!(read.background, BACKGROUND);
+        assert!(read.same_descriptors(&SketchConfig::default()));
     }
 
     #[test]

@@ -8,9 +8,9 @@ use crate::engine::sketch::{SketchConfig, SketchWeights};
 
 /// A drawing turned into a pseudo-micrograph for comparison with real ones: regions enclosed by
 /// lines become bright particles shaded brighter with depth (domes, as SEM shows round ones),
-/// the lines brighter still (the SEM edge effect), the outside a dark background, slightly
-/// blurred.
-pub fn pseudo_micrograph(drawing: &GrayImage) -> GrayImage {
+/// the lines brighter still (the SEM edge effect), the outside a darker background of grey
+/// level `background`, slightly blurred.
+pub fn pseudo_micrograph(drawing: &GrayImage, background: u8) -> GrayImage {
     let (w, h) = drawing.dimensions();
     let line = |x: u32, y: u32| drawing.get_pixel(x, y)[0] < 128;
     let mut outside = vec![false; (w * h) as usize];
@@ -58,7 +58,7 @@ pub fn pseudo_micrograph(drawing: &GrayImage) -> GrayImage {
         Luma([if line(x, y) {
             225
         } else if outside[(y * w + x) as usize] {
-            40
+            background
         } else {
             (130.0 + 90.0 * (f32::from(depth.get_pixel(x, y)[0]) / 8.0).min(1.0)) as u8
         }])
@@ -70,7 +70,7 @@ pub fn pseudo_micrograph(drawing: &GrayImage) -> GrayImage {
 /// the lines themselves.
 fn contour_view(drawing: &GrayImage, config: &SketchConfig) -> GrayImage {
     if config.fill {
-        pseudo_micrograph(drawing)
+        pseudo_micrograph(drawing, config.background)
     } else {
         drawing.clone()
     }
@@ -96,7 +96,7 @@ pub fn network_views(
         views.push(drawing.clone());
     }
     if !config.fill && image > 0.0 {
-        views.push(pseudo_micrograph(drawing));
+        views.push(pseudo_micrograph(drawing, config.background));
     }
     if weights.tiled_share() > 0.0 {
         // A tiled share implies an image part, so a pseudo-micrograph is among the views.
@@ -154,9 +154,20 @@ mod tests {
             filled.len(),
             1 + usize::from(config.edge_weight > 0.0) + usize::from(config.tiled_share > 0.0)
         );
-        // Dark background outside, bright particle inside.
-        assert!(filled[0].get_pixel(5, 5)[0] < 80);
+        // The background outside at the configured grey, a bright particle inside.
+        assert_eq!(filled[0].get_pixel(5, 5)[0], config.background);
         assert!(filled[0].get_pixel(112, 112)[0] > 150);
+        let brighter = SketchConfig {
+            background: 80,
+            ..config
+        };
+        let bright_views = network_views(&drawing, &brighter, brighter.weights());
+        assert_eq!(bright_views[0].get_pixel(5, 5)[0], 80);
+        assert_eq!(
+            bright_views[0].get_pixel(112, 112),
+            filled[0].get_pixel(112, 112),
+            "only the outside moves"
+        );
         let lines = SketchConfig {
             fill: false,
             ..config
@@ -171,7 +182,10 @@ mod tests {
         // The tiled view comes last, and only with an image part to share.
         let tiled = network_views(&drawing, &lines, lines.weights());
         assert_eq!(tiled.len(), 3);
-        assert_eq!(tiled[2], tiled_view(&pseudo_micrograph(&drawing)));
+        assert_eq!(
+            tiled[2],
+            tiled_view(&pseudo_micrograph(&drawing, lines.background))
+        );
         let contour_only = SketchWeights {
             image: 0.0,
             edge: 0.0,
