@@ -197,19 +197,15 @@ impl Engine {
             let described = features::describe_taps(&self.vgg, &[&input], &spec)?;
             for ((channel, _), mut d) in taps.iter().zip(described) {
                 let raw = d.remove(0);
-                let (space, out, raw): (&SearchSpace, &mut Vec<f32>, Vec<f32>) = match channel {
-                    Channel::Contour => (&index.sketch_space, &mut scores.contour, raw),
-                    Channel::Edge => (&index.edge_space, &mut scores.edge, raw),
-                    Channel::Image => (
-                        &index.image_space,
-                        &mut scores.image,
-                        main_layer_query(&index.image_space, features, raw),
-                    ),
-                    Channel::ImageTiled => (
-                        &index.image_space,
-                        &mut scores.image_tiled,
-                        main_layer_query(&index.image_space, features, raw),
-                    ),
+                let (space, out): (&SearchSpace, &mut Vec<f32>) = match channel {
+                    Channel::Contour => (&index.sketch_space, &mut scores.contour),
+                    Channel::Edge => (&index.edge_space, &mut scores.edge),
+                    Channel::Image => (&index.image_space, &mut scores.image),
+                    Channel::ImageTiled => (&index.image_space, &mut scores.image_tiled),
+                };
+                let raw = match channel {
+                    Channel::Image | Channel::ImageTiled => main_layer_query(space, features, raw),
+                    Channel::Contour | Channel::Edge => raw,
                 };
                 let q = space.project(&raw);
                 *out = (0..n).map(|i| dot(&q, space.row(i))).collect();

@@ -5,6 +5,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::descriptor::pooling::l2_normalise;
+use crate::engine::library::demo::Rng;
 
 /// Fitted projection from raw descriptors to the compact search space.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,13 +42,13 @@ impl Projection {
             let cov = centred.transpose() * &centred / (n as f64 - 1.0);
             let total = cov.trace();
             let wanted = max_dims.min(n - 1) + SUBSPACE_OVERSAMPLING;
-            if d >= SUBSPACE_FROM && wanted * 2 <= d {
-                let (values, axes) = top_eigenpairs(&cov, wanted);
-                (values, axes, total)
+            let (values, axes) = if d >= SUBSPACE_FROM && wanted * 2 <= d {
+                top_eigenpairs(&cov, wanted)
             } else {
                 let e = SymmetricEigen::new(cov);
-                (e.eigenvalues, e.eigenvectors, total)
-            }
+                (e.eigenvalues, e.eigenvectors)
+            };
+            (values, axes, total)
         } else {
             let gram = &centred * centred.transpose() / (n as f64 - 1.0);
             let e = SymmetricEigen::new(gram);
@@ -121,14 +122,8 @@ const SUBSPACE_STEPS: usize = 10;
 /// The `k` largest eigenpairs of a symmetric positive semi-definite matrix by subspace
 /// iteration (a fixed pseudo-random start, so a fit is repeatable), eigenvalues unsorted.
 fn top_eigenpairs(cov: &DMatrix<f64>, k: usize) -> (nalgebra::DVector<f64>, DMatrix<f64>) {
-    let d = cov.nrows();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut q = DMatrix::from_fn(d, k, |_, _| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    });
+    let mut rng = Rng::new(1);
+    let mut q = DMatrix::from_fn(cov.nrows(), k, |_, _| f64::from(rng.next_f32()) - 0.5);
     for _ in 0..SUBSPACE_STEPS {
         q = (cov * &q).qr().q();
     }

@@ -47,7 +47,7 @@ pub struct SketchConfig {
 }
 
 /// The pseudo-micrograph's background: brighter ones find CaCO3's drawn spheres better and
-/// EMPS's drawn rods worse (docs/quality.md, "The pseudo-micrograph's background").
+/// EMPS's drawn rods worse (docs/quality.md, "Drawn spheres on CaCO3").
 pub const BACKGROUND: u8 = 40;
 
 fn default_background() -> u8 {
